@@ -1,0 +1,77 @@
+"""Cost of one validation against the plain forward pass of the same sub-network over the same data.
+
+A validation is: extract the standalone sub-network, recalibrate its batch norm, measure held-out
+top-1. The reference is the eval-mode forward of the already extracted sub-network over the held-out
+images. Target: ratio <= 1.3. Both are timed with torch.utils.benchmark, side by side per arch.
+
+    python benchmarks/validation_cost.py [--n-archs 20] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pandas as pd
+from _common import write_results
+from torch.utils.benchmark import Timer
+
+from nastools.supernets import load_supernet
+from nastools.supernets._validation import resize, top1_accuracy
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n-archs", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    supernet = load_supernet()
+    archs = [supernet.net.max_arch(), supernet.net.min_arch()]
+    archs += supernet.space.sample(args.n_archs - 2, rng=args.seed)
+    rows = []
+    for arch in archs:
+        resolution = supernet.net.resolution(arch)
+        test_x = resize(supernet.task.test_x, resolution)
+        supernet.evaluate(arch)  # fills the resized-data cache, as in a search
+        subnet = supernet.subnet(arch)
+        common = {"num_threads": args.threads}
+        validation = Timer(
+            "supernet.evaluate(arch)", globals={"supernet": supernet, "arch": arch}, **common
+        ).timeit(3)
+        forward = Timer(
+            "top1(subnet, x, y)",
+            globals={
+                "top1": top1_accuracy,
+                "subnet": subnet,
+                "x": test_x,
+                "y": supernet.task.test_y,
+            },
+            **common,
+        ).timeit(3)
+        rows.append(
+            {
+                "arch": "largest" if arch == archs[0] else "smallest" if arch == archs[1] else "random",
+                "r": resolution,
+                "macs": supernet.macs(arch, subnet),
+                "validation_s": validation.median,
+                "forward_s": forward.median,
+                "ratio": validation.median / forward.median,
+            }
+        )
+        print(rows[-1])
+    table = pd.DataFrame(rows)
+    summary = (
+        f"Validation = extract + BN recalibration ({len(supernet.task.calibration_x)} images) + top-1 "
+        f"on {len(supernet.task.test_y)} held-out images; forward = the extracted sub-network's "
+        f"eval forward over the same held-out images. {args.threads} threads, median of 3 runs each.\n\n"
+        f"**Median ratio {np.median(table.ratio):.3f}** (max {table.ratio.max():.3f}; target <= 1.3) "
+        f"over {len(table)} archs; mean validation {table.validation_s.mean() * 1000:.0f} ms."
+    )
+    path = write_results("validation_cost", "Validation cost vs forward pass", summary, table.round(4))
+    print(summary)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,268 @@
+"""Hardware targets and latency measurement for hardware-aware search.
+
+A :class:`HardwareConfig` names where a network runs (device, CPU threads, batch size) and has a
+stable string key (``cpu-t1-b1``, ``cpu-t8-b64``, ``cuda-b64``, ``cuda:1-b64``) to label stored
+latencies. :func:`measure_latency` times a model on such a target with
+``torch.utils.benchmark.Timer`` and reports the median per-batch latency with its spread.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+import torch
+from torch.utils import benchmark
+
+__all__ = ["HardwareConfig", "LatencyMeasurement", "default_hardware_configs", "measure_latency"]
+
+_KEY_FORMAT = (
+    "'cpu-t<threads>-b<batch>', 'cuda[:<index>]-b<batch>' or 'cuda[:<index>]-t<threads>-b<batch>'"
+)
+_KEY_RE = re.compile(r"^(?P<device>cpu|cuda(?::\d+)?)(?:-t(?P<threads>\d+))?-b(?P<batch>\d+)$")
+_DEVICE_RE = re.compile(r"^(cpu|cuda(:\d+)?)$")
+_WARMUP_CALLS = 3
+
+
+@dataclass(frozen=True)
+class HardwareConfig:
+    """One hardware target: the device, the CPU threads torch may use, and the batch size.
+
+    The key is ``<device>-t<threads>-b<batch>``. On CUDA targets the thread count only affects
+    host-side work, so it is left out of the key when it is 1 (``cuda-b64``, ``cuda:1-b64``) and
+    written otherwise (``cuda-t4-b64``); CPU keys always carry it (``cpu-t1-b1``). Keys round-trip
+    exactly through :meth:`from_key`.
+
+    Construction checks everything except whether a CUDA GPU is present, so a CUDA target can be
+    parsed and stored on a CPU-only machine; :meth:`validate` (run by :func:`measure_latency`)
+    checks that too. Device names starting with ``lut-`` are reserved for lookup-table targets,
+    which are not supported yet.
+
+    Attributes:
+        device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        threads: Intra-op CPU threads (``torch.set_num_threads``) used while measuring.
+        batch_size: Samples per forward pass.
+
+    Example:
+        >>> hw = HardwareConfig(threads=1, batch_size=64)
+        >>> hw.key
+        'cpu-t1-b64'
+        >>> HardwareConfig.from_key("cpu-t1-b64") == hw
+        True
+    """
+
+    device: str = "cpu"
+    threads: int = 1
+    batch_size: int = 1
+
+    def __post_init__(self) -> None:
+        """Check the configuration, except for the presence of a CUDA GPU."""
+        self._check(require_cuda=False)
+
+    @property
+    def is_cuda(self) -> bool:
+        """Whether the target is a CUDA device."""
+        return self.device.startswith("cuda")
+
+    @property
+    def key(self) -> str:
+        """Stable string naming this configuration, e.g. ``cpu-t2-b64`` or ``cuda-b64``."""
+        if self.is_cuda and self.threads == 1:
+            return f"{self.device}-b{self.batch_size}"
+        return f"{self.device}-t{self.threads}-b{self.batch_size}"
+
+    @classmethod
+    def from_key(cls, key: str) -> HardwareConfig:
+        """Parse a key written by :attr:`key` back into a configuration.
+
+        Args:
+            key: A key such as ``cpu-t1-b1``, ``cuda-b64`` or ``cuda:1-t2-b8``.
+
+        Returns:
+            The configuration the key names.
+
+        Raises:
+            ValueError: If the key is malformed or names an invalid configuration.
+        """
+        match = _KEY_RE.match(key) if isinstance(key, str) else None
+        if match is None or (match["device"] == "cpu" and match["threads"] is None):
+            raise ValueError(f"bad hardware key {key!r}: expected {_KEY_FORMAT}, e.g. 'cpu-t1-b1'")
+        threads = int(match["threads"]) if match["threads"] is not None else 1
+        return cls(device=match["device"], threads=threads, batch_size=int(match["batch"]))
+
+    def validate(self) -> None:
+        """Check that this configuration can be measured on this machine.
+
+        Raises:
+            ValueError: If a field is invalid, the machine has fewer cores than ``threads``, or
+                the target is CUDA and no (such) CUDA GPU is available.
+        """
+        self._check(require_cuda=True)
+
+    def _check(self, *, require_cuda: bool) -> None:
+        if not isinstance(self.device, str):
+            raise ValueError(f"hardware device must be a string, got {self.device!r}")
+        if self.device.startswith("lut-"):
+            raise ValueError(
+                f"hardware device {self.device!r} is a lookup-table target, which is not "
+                "supported yet; use 'cpu', 'cuda' or 'cuda:N'"
+            )
+        if not _DEVICE_RE.match(self.device):
+            raise ValueError(
+                f"unknown hardware device {self.device!r}: expected 'cpu', 'cuda' or 'cuda:N'"
+            )
+        if not isinstance(self.threads, int) or self.threads <= 0:
+            raise ValueError(f"threads must be a positive integer, got {self.threads!r}")
+        cores = os.cpu_count()
+        if cores is not None and self.threads > cores:
+            raise ValueError(
+                f"threads={self.threads} exceeds the {cores} CPU cores this machine has"
+            )
+        if not isinstance(self.batch_size, int) or self.batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        if require_cuda and self.is_cuda:
+            if not torch.cuda.is_available():
+                raise ValueError(
+                    f"hardware {self.key!r} needs CUDA, but no CUDA GPU is available on this "
+                    "machine; use a cpu config"
+                )
+            index = torch.device(self.device).index
+            count = torch.cuda.device_count()
+            if index is not None and index >= count:
+                raise ValueError(
+                    f"hardware {self.key!r} names CUDA device {index}, but this machine has "
+                    f"only {count} CUDA GPU(s)"
+                )
+
+
+def default_hardware_configs() -> list[HardwareConfig]:
+    """The standard targets for this machine.
+
+    Batch-1 single-thread CPU (``cpu-t1-b1``), batch-1 and batch-64 on all cores
+    (``cpu-t{n}-b1``, ``cpu-t{n}-b64`` with ``n = os.cpu_count()``), and ``cuda-b1`` /
+    ``cuda-b64`` when a CUDA GPU is available. Duplicates (one core) are dropped.
+
+    Returns:
+        The configurations, in that order.
+    """
+    cores = os.cpu_count() or 1
+    configs = [
+        HardwareConfig("cpu", threads=1, batch_size=1),
+        HardwareConfig("cpu", threads=cores, batch_size=1),
+        HardwareConfig("cpu", threads=cores, batch_size=64),
+    ]
+    if torch.cuda.is_available():
+        configs += [HardwareConfig("cuda", batch_size=1), HardwareConfig("cuda", batch_size=64)]
+    return list(dict.fromkeys(configs))
+
+
+@dataclass(frozen=True)
+class LatencyMeasurement:
+    """Latency of one model on one hardware target.
+
+    Attributes:
+        median_ms: Median time of one forward pass over a whole batch, in milliseconds.
+        spread_ms: Interquartile range of the per-run times, in milliseconds.
+        repeats: Number of timed measurements the statistics come from.
+        flagged: True when ``spread_ms / median_ms`` exceeded the allowed relative spread, i.e.
+            the measurement is noisy and should be repeated or treated with care.
+
+    Example:
+        >>> m = LatencyMeasurement(median_ms=2.0, spread_ms=0.1, repeats=10, flagged=False)
+        >>> m.relative_spread
+        0.05
+    """
+
+    median_ms: float
+    spread_ms: float
+    repeats: int
+    flagged: bool
+
+    @property
+    def relative_spread(self) -> float:
+        """Spread relative to the median (``inf`` if the median is zero)."""
+        if self.median_ms <= 0:
+            return float("inf")
+        return self.spread_ms / self.median_ms
+
+
+def _model_device(model: torch.nn.Module) -> torch.device | None:
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return None
+
+
+def measure_latency(
+    model: torch.nn.Module,
+    input_shape: tuple[int, ...],
+    hardware: HardwareConfig,
+    *,
+    min_run_time: float = 0.2,
+    max_relative_spread: float = 0.1,
+) -> LatencyMeasurement:
+    """Time a model's forward pass on a hardware target with ``torch.utils.benchmark.Timer``.
+
+    The model runs in eval mode under ``torch.inference_mode()`` on a random batch of
+    ``hardware.batch_size`` samples, after a few untimed warm-up calls, with
+    ``hardware.threads`` intra-op threads. Torch's thread count, the model's training flags and
+    its device are restored afterwards, also when the model raises.
+
+    Args:
+        model: The network to time.
+        input_shape: Shape of one sample, e.g. ``(3, 32, 32)``; the batch dimension is added.
+        hardware: Where to run; validated first (thread count, CUDA availability).
+        min_run_time: Minimum total seconds of timed runs (``Timer.blocked_autorange``).
+        max_relative_spread: Relative spread (IQR / median) above which the result is flagged.
+
+    Returns:
+        The median per-batch latency in milliseconds, its interquartile range, the number of
+        timed measurements and whether the spread was too large.
+
+    Raises:
+        ValueError: If ``hardware`` cannot be measured here or ``input_shape`` is invalid.
+    """
+    hardware.validate()
+    shape = tuple(input_shape)
+    if not shape or not all(isinstance(d, int) and d > 0 for d in shape):
+        raise ValueError(f"input_shape must be a non-empty tuple of positive ints, got {shape!r}")
+    if min_run_time <= 0:
+        raise ValueError(f"min_run_time must be positive, got {min_run_time!r}")
+
+    device = torch.device(hardware.device)
+    original_device = _model_device(model)
+    training_flags = {module: module.training for module in model.modules()}
+    original_threads = torch.get_num_threads()
+    try:
+        if original_device is not None and original_device != device:
+            model.to(device)
+        model.eval()
+        torch.set_num_threads(hardware.threads)
+        inputs = torch.randn((hardware.batch_size, *shape), device=device)
+        with torch.inference_mode():
+            for _ in range(_WARMUP_CALLS):
+                model(inputs)
+            timer = benchmark.Timer(
+                stmt="model(inputs)",
+                globals={"model": model, "inputs": inputs},
+                num_threads=hardware.threads,
+                label="measure_latency",
+                description=hardware.key,
+            )
+            result = timer.blocked_autorange(min_run_time=min_run_time)
+    finally:
+        torch.set_num_threads(original_threads)
+        for module, flag in training_flags.items():
+            module.training = flag
+        if original_device is not None and original_device != device:
+            model.to(original_device)
+
+    median_ms = result.median * 1e3
+    spread_ms = result.iqr * 1e3
+    relative = spread_ms / median_ms if median_ms > 0 else float("inf")
+    return LatencyMeasurement(
+        median_ms=median_ms,
+        spread_ms=spread_ms,
+        repeats=len(result.times),
+        flagged=relative > max_relative_spread,
+    )
