@@ -31,9 +31,15 @@ _COLUMNS = (
     "timestamp",
     "search_id",
 )
-_SCHEMA = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE measurements (
+_INSERT = (
+    "INSERT INTO measurements (supernet_id, checkpoint_hash, arch, metric, hardware, value, "
+    "spread, repeats, flagged, timestamp, search_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_CHUNK = 500  # arch keys per IN-clause, well below sqlite's limit on bound variables
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT OR IGNORE INTO meta VALUES ('format', '{_FORMAT}'), ('version', '{_VERSION}');
+CREATE TABLE IF NOT EXISTS measurements (
     id INTEGER PRIMARY KEY,
     supernet_id TEXT NOT NULL,
     checkpoint_hash TEXT NOT NULL,
@@ -47,16 +53,16 @@ CREATE TABLE measurements (
     timestamp TEXT NOT NULL,
     search_id TEXT
 );
-CREATE INDEX measurements_lookup
+CREATE INDEX IF NOT EXISTS measurements_lookup
     ON measurements (supernet_id, checkpoint_hash, metric, hardware, arch);
-CREATE TABLE searches (
+CREATE TABLE IF NOT EXISTS searches (
     search_id TEXT PRIMARY KEY,
     supernet_id TEXT NOT NULL,
     tactic TEXT NOT NULL,
     config TEXT NOT NULL,
     created TEXT NOT NULL
 );
-CREATE TABLE populations (
+CREATE TABLE IF NOT EXISTS populations (
     search_id TEXT NOT NULL REFERENCES searches (search_id),
     generation INTEGER NOT NULL,
     position INTEGER NOT NULL,
@@ -74,6 +80,17 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
+def _missing(value: object) -> bool:
+    """None, or a float NaN (what pandas puts in an empty nullable cell)."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _keys(archs: Iterable[str]) -> list[str]:
+    if isinstance(archs, str):
+        raise TypeError("archs must be a list of arch keys, not a single string")
+    return [str(arch) for arch in archs]
+
+
 class ResultStore:
     """Measurements (one row each, never overwritten) and search populations in one sqlite file.
 
@@ -87,12 +104,12 @@ class ResultStore:
         StoreError: If ``path`` exists but is not a nastools result store (it is left untouched).
 
     Example:
-        >>> import tempfile, os
-        >>> store = ResultStore(os.path.join(tempfile.mkdtemp(), "results.sqlite"))
-        >>> store.add([{"supernet_id": "s", "checkpoint_hash": "h", "arch": "d_0=2",
-        ...             "metric": "macs", "hardware": "", "value": 1e6}])
+        >>> import os, tempfile
+        >>> with ResultStore(os.path.join(tempfile.mkdtemp(), "results.sqlite")) as store:
+        ...     store.add([{"supernet_id": "s", "checkpoint_hash": "h", "arch": "d_0=2",
+        ...                 "metric": "macs", "hardware": "", "value": 1e6}])
+        ...     store.lookup("s", "h", "macs", "", ["d_0=2"])["d_0=2"]["value"]
         1
-        >>> store.lookup("s", "h", "macs", "", ["d_0=2"])["d_0=2"]["value"]
         1000000.0
     """
 
@@ -103,33 +120,35 @@ class ResultStore:
             self._check_existing()
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._connection = sqlite3.connect(self.path, isolation_level=None)
+        self._connection = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
         self._connection.row_factory = sqlite3.Row
-        if not existed:
-            self._connection.executescript(
-                f"BEGIN; {_SCHEMA} INSERT INTO meta VALUES ('format', '{_FORMAT}'), "
-                f"('version', '{_VERSION}'); COMMIT;"
-            )
-        self._connection.execute("PRAGMA journal_mode=WAL")
+        try:
+            if not existed:
+                self._connection.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
+            self._connection.execute("PRAGMA journal_mode=WAL")
+        except BaseException:
+            self._connection.close()
+            raise
 
     def _check_existing(self) -> None:
+        """Raise :class:`StoreError` unless the file carries the marker; opened read-only."""
         problem = None
         try:
-            uri = f"file:{self.path.resolve()}?mode=ro"
-            connection = sqlite3.connect(uri, uri=True)
+            connection = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
             try:
                 has_meta = connection.execute(
                     "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
                 ).fetchone()
-                row = (
-                    has_meta and connection.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+                marker = (
+                    has_meta
+                    and connection.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
                 )
-                if not row or row[0] != _FORMAT:
+                if not marker or marker[0] != _FORMAT:
                     problem = "it has no nastools-store marker"
             finally:
                 connection.close()
         except sqlite3.DatabaseError as error:
-            problem = str(error)
+            problem = str(error).replace("\n", " ")
         if problem:
             raise StoreError(
                 f"{self.path} is not a nastools result store ({problem}); "
@@ -138,7 +157,7 @@ class ResultStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._connection.execute("BEGIN")
+        self._connection.execute("BEGIN IMMEDIATE")
         try:
             yield self._connection
         except BaseException:
@@ -149,7 +168,7 @@ class ResultStore:
     def __enter__(self) -> ResultStore:
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def __repr__(self) -> str:
@@ -160,27 +179,43 @@ class ResultStore:
         self._connection.close()
 
     def add(self, rows: Iterable[Mapping]) -> int:
-        """Append measurement rows in one transaction; validate all of them first.
+        """Append measurement rows in one transaction, after validating all of them.
 
         Args:
-            rows: Dicts with ``supernet_id``, ``checkpoint_hash``, ``arch``, ``metric``, ``hardware``
-                and ``value``; optionally ``spread``, ``repeats``, ``flagged``, ``timestamp`` and
-                ``search_id``.
+            rows: Dicts with ``supernet_id``, ``checkpoint_hash``, ``arch``, ``metric``,
+                ``hardware`` (``""`` for hardware-independent metrics) and ``value``; optionally
+                ``spread``, ``repeats``, ``flagged``, ``timestamp`` (UTC now if absent) and
+                ``search_id``. ``id`` and other keys are ignored.
 
         Returns:
             Number of rows added.
 
         Raises:
-            ValueError: Naming the first row and key that is missing or not finite; nothing is written.
+            ValueError: Naming the row and key that is missing or not a finite number; nothing
+                is written then.
         """
         records = []
         for i, row in enumerate(rows):
-            missing = [key for key in _REQUIRED if row.get(key) is None]
+            if not isinstance(row, Mapping):
+                raise ValueError(f"measurement row {i} is not a dict; nothing was stored")
+            missing = [  # a NaN value is reported as non-finite below, not as missing
+                key
+                for key in _REQUIRED
+                if row.get(key) is None or (key != "value" and _missing(row[key]))
+            ]
             if missing:
-                raise ValueError(f"measurement row {i} lacks {missing}; nothing was stored")
-            value = row["value"]
-            if not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"measurement row {i} has non-finite value {value!r}; nothing was stored")
+                raise ValueError(f"measurement row {i} lacks {missing}; nothing was stored: {row}")
+            try:
+                value = float(row["value"])
+            except (TypeError, ValueError):
+                value = math.nan
+            if not math.isfinite(value):
+                raise ValueError(
+                    f"measurement row {i} has non-finite 'value' {row['value']!r}; "
+                    f"nothing was stored: {row}"
+                )
+            spread, repeats = row.get("spread"), row.get("repeats")
+            timestamp, search_id = row.get("timestamp"), row.get("search_id")
             records.append(
                 (
                     str(row["supernet_id"]),
@@ -188,96 +223,138 @@ class ResultStore:
                     str(row["arch"]),
                     str(row["metric"]),
                     str(row["hardware"]),
-                    float(value),
-                    None if row.get("spread") is None else float(row["spread"]),
-                    None if row.get("repeats") is None else int(row["repeats"]),
-                    int(bool(row.get("flagged", 0))),
-                    row.get("timestamp") or _now(),
-                    row.get("search_id"),
+                    value,
+                    None if _missing(spread) else float(spread),
+                    None if _missing(repeats) else int(repeats),
+                    0 if _missing(row.get("flagged")) else int(bool(row["flagged"])),
+                    _now() if _missing(timestamp) or timestamp == "" else str(timestamp),
+                    None if _missing(search_id) else str(search_id),
                 )
             )
-        with self._transaction():
-            self._connection.executemany(
-                "INSERT INTO measurements (supernet_id, checkpoint_hash, arch, metric, hardware, value, "
-                "spread, repeats, flagged, timestamp, search_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                records,
-            )
+        if records:
+            with self._transaction():
+                self._connection.executemany(_INSERT, records)
         return len(records)
 
     def lookup(
-        self, supernet_id: str, checkpoint_hash: str, metric: str, hardware: str, archs: Iterable[str]
+        self, supernet_id: str, checkpoint_hash: str, metric: str, hardware: str, archs: list[str]
     ) -> dict[str, dict]:
-        """The latest stored row for each of ``archs`` that has one (others are absent)."""
-        wanted = list(dict.fromkeys(archs))
+        """The latest stored row (highest id) for each arch key that has one.
+
+        Args:
+            supernet_id: Supernet the archs belong to.
+            checkpoint_hash: Hash of the checkpoint the measurement was made with.
+            metric: Metric name, e.g. ``"top1"`` or ``"latency_ms"``.
+            hardware: Hardware key, ``""`` for hardware-independent metrics.
+            archs: Canonical arch keys; any number (queried in chunks).
+
+        Returns:
+            ``{arch: row dict}``; archs without a stored row are absent.
+        """
+        wanted = list(dict.fromkeys(_keys(archs)))
         found: dict[str, dict] = {}
-        chunk = 500  # below sqlite's limit on bound variables
-        for start in range(0, len(wanted), chunk):
-            part = wanted[start : start + chunk]
+        for start in range(0, len(wanted), _CHUNK):
+            part = wanted[start : start + _CHUNK]
             cursor = self._connection.execute(
-                f"SELECT * FROM measurements WHERE supernet_id = ? AND checkpoint_hash = ? AND metric = ? "
-                f"AND hardware = ? AND arch IN ({','.join('?' * len(part))}) ORDER BY id",
+                "SELECT * FROM measurements WHERE supernet_id = ? AND checkpoint_hash = ? "
+                f"AND metric = ? AND hardware = ? AND arch IN ({','.join('?' * len(part))}) "
+                "ORDER BY id",
                 [supernet_id, checkpoint_hash, metric, hardware, *part],
             )
             for row in cursor:
-                found[row["arch"]] = dict(row)
+                found[row["arch"]] = dict(row)  # ascending ids: the latest overwrites
         return found
 
     def measurements(self, **filters: object) -> pd.DataFrame:
-        """All measurement rows, optionally filtered by equality on columns (``metric="top1"``)."""
+        """All measurement rows in insertion order, optionally filtered by column equality.
+
+        Args:
+            **filters: Column name to required value, e.g. ``metric="top1"``; None matches NULL.
+
+        Returns:
+            A DataFrame with one column per measurement column.
+
+        Raises:
+            ValueError: For a filter name that is not a column (the valid ones are listed).
+        """
         unknown = [name for name in filters if name not in _COLUMNS]
         if unknown:
             raise ValueError(f"unknown filter(s) {unknown}; valid columns are {list(_COLUMNS)}")
-        where = " AND ".join(f"{name} = ?" for name in filters) or "1"
+        clauses = [f"{name} IS NULL" if v is None else f"{name} = ?" for name, v in filters.items()]
+        params = [v for v in filters.values() if v is not None]
         return pd.read_sql_query(
-            f"SELECT * FROM measurements WHERE {where} ORDER BY id",
+            f"SELECT * FROM measurements WHERE {' AND '.join(clauses) or '1'} ORDER BY id",
             self._connection,
-            params=list(filters.values()),
+            params=params,
         )
 
-    def start_search(self, search_id: str, supernet_id: str, tactic: str, config: Mapping) -> None:
-        """Register a search; starting the same id again with the same config resumes it.
+    def start_search(
+        self, search_id: str, supernet_id: str, tactic: str, config: Mapping[str, object]
+    ) -> None:
+        """Register a search; starting the same id again with the same settings resumes it.
+
+        Args:
+            search_id: Unique name of the search.
+            supernet_id: Supernet searched.
+            tactic: Search tactic, e.g. ``"nsga2"``.
+            config: JSON-serialisable settings of the search.
 
         Raises:
             ValueError: If ``search_id`` exists with a different supernet, tactic or config.
         """
-        config_json = json.dumps(config, sort_keys=True, default=str)
-        existing = self._connection.execute(
-            "SELECT supernet_id, tactic, config FROM searches WHERE search_id = ?", (search_id,)
-        ).fetchone()
-        if existing is not None:
-            if tuple(existing) != (supernet_id, tactic, config_json):
-                raise ValueError(
-                    f"search {search_id!r} already exists with another supernet, tactic or config; "
-                    "choose a new search_id"
-                )
-            return
+        config_json = json.dumps(dict(config), sort_keys=True, default=str)
         with self._transaction():
-            self._connection.execute(
-                "INSERT INTO searches VALUES (?, ?, ?, ?, ?)",
-                (search_id, supernet_id, tactic, config_json, _now()),
-            )
+            existing = self._connection.execute(
+                "SELECT supernet_id, tactic, config FROM searches WHERE search_id = ?", (search_id,)
+            ).fetchone()
+            if existing is None:
+                self._connection.execute(
+                    "INSERT INTO searches VALUES (?, ?, ?, ?, ?)",
+                    (search_id, supernet_id, tactic, config_json, _now()),
+                )
+            elif tuple(existing) != (supernet_id, tactic, config_json):
+                raise ValueError(
+                    f"search {search_id!r} already exists with another supernet, tactic or config "
+                    f"(stored: {tuple(existing)}); choose a new search_id"
+                )
 
     def _require_search(self, search_id: str) -> None:
         known = self._connection.execute(
             "SELECT 1 FROM searches WHERE search_id = ?", (search_id,)
         ).fetchone()
         if known is None:
-            ids = [r[0] for r in self._connection.execute("SELECT search_id FROM searches LIMIT 5")]
+            ids = [
+                r[0]
+                for r in self._connection.execute(
+                    "SELECT search_id FROM searches ORDER BY created DESC LIMIT 5"
+                )
+            ]
             raise ValueError(f"unknown search_id {search_id!r}; stored searches include {ids}")
 
-    def record_population(self, search_id: str, generation: int, archs: Iterable[str]) -> None:
-        """Store (or replace) the population of one generation of a search, in one transaction."""
+    def record_population(self, search_id: str, generation: int, archs: list[str]) -> None:
+        """Store (or replace) the population of one generation of a search, in one transaction.
+
+        Raises:
+            ValueError: If ``search_id`` was never started.
+        """
         self._require_search(search_id)
-        rows = [(search_id, int(generation), i, str(arch)) for i, arch in enumerate(archs)]
+        generation = int(generation)
+        rows = [(search_id, generation, i, arch) for i, arch in enumerate(_keys(archs))]
         with self._transaction():
             self._connection.execute(
                 "DELETE FROM populations WHERE search_id = ? AND generation = ?",
-                (search_id, int(generation)),
+                (search_id, generation),
             )
             self._connection.executemany("INSERT INTO populations VALUES (?, ?, ?, ?)", rows)
 
     def population(self, search_id: str, generation: int | None = None) -> list[str]:
-        """Arch keys of one generation (the last one by default)."""
+        """Arch keys of one generation in recorded order; the last generation by default.
+
+        Returns an empty list when nothing was recorded for that generation.
+
+        Raises:
+            ValueError: If ``search_id`` is unknown (a few stored ids are listed).
+        """
         self._require_search(search_id)
         if generation is None:
             generation = self._connection.execute(
@@ -290,7 +367,11 @@ class ResultStore:
         return [row[0] for row in cursor]
 
     def history(self, search_id: str) -> pd.DataFrame:
-        """Every recorded population of a search: columns ``generation``, ``position``, ``arch``."""
+        """Every recorded population of a search: columns ``generation``, ``position``, ``arch``.
+
+        Raises:
+            ValueError: If ``search_id`` is unknown.
+        """
         self._require_search(search_id)
         return pd.read_sql_query(
             "SELECT generation, position, arch FROM populations WHERE search_id = ? "
@@ -300,5 +381,5 @@ class ResultStore:
         )
 
     def searches(self) -> pd.DataFrame:
-        """The registered searches."""
+        """The registered searches (search_id, supernet_id, tactic, config JSON, created)."""
         return pd.read_sql_query("SELECT * FROM searches ORDER BY created", self._connection)

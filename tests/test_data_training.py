@@ -2,8 +2,8 @@ from dataclasses import replace
 
 import pytest
 import torch
-
 from helpers import TINY_CONFIG, TINY_DATA
+
 from nastools.data import DigitsConfig, distort, load_digits_task
 from nastools.training import TrainingConfig, train_supernet
 
