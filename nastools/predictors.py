@@ -1,0 +1,399 @@
+"""Accuracy and latency predictors: scikit-learn pipelines on the search space's one-hot features.
+
+A predictor is an ordinary scikit-learn estimator: ``make_predictor(space, kind)`` returns a
+:class:`~sklearn.pipeline.Pipeline` of :class:`ArchFeatures` (archs to one-hot features) and a
+regressor, so it works with ``clone``, ``cross_val_score`` and grid search as any estimator does.
+:func:`predictor_learning_curve` reproduces the DyNAS-T predictor analysis (paper section 5.4):
+MAPE and Kendall's tau on a held-out set against the number of training archs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.sparse import issparse
+from scipy.stats import kendalltau
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.compose import TransformedTargetRegressor
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.linear_model import RidgeCV
+from sklearn.metrics import mean_absolute_percentage_error
+from sklearn.neural_network import MLPRegressor
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVR
+from sklearn.utils import Tags
+
+from nastools.space import SearchSpace
+
+__all__ = [
+    "PREDICTOR_KINDS",
+    "ArchFeatures",
+    "make_predictor",
+    "predictor_learning_curve",
+    "summarize_learning_curve",
+]
+
+PREDICTOR_KINDS: tuple[str, ...] = ("ridge", "svr", "gbm", "mlp")
+"""Regressor kinds :func:`make_predictor` accepts."""
+
+RIDGE_ALPHAS = np.logspace(-3, 3, 13)
+"""The alpha grid of the ``"ridge"`` predictor (chosen by RidgeCV's closed-form leave-one-out)."""
+
+
+def _check_target(y: Any, n_samples: int | None = None) -> np.ndarray:
+    """Return ``y`` as a 1-D float array, or raise a one-line ``ValueError`` saying what is wrong."""
+    try:
+        y_arr = np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"y must be numeric, could not convert it to floats ({error})") from None
+    if y_arr.ndim == 2 and y_arr.shape[1] == 1:
+        y_arr = y_arr[:, 0]
+    if y_arr.ndim != 1:
+        raise ValueError(f"y must be 1-D (one value per arch), got shape {y_arr.shape}")
+    if y_arr.size == 0:
+        raise ValueError("y is empty: a predictor needs at least one measured arch to fit on")
+    if n_samples is not None and y_arr.size != n_samples:
+        raise ValueError(f"X has {n_samples} archs but y has {y_arr.size} values; they must match")
+    bad = ~np.isfinite(y_arr)
+    if bad.any():
+        raise ValueError(
+            f"y has {int(bad.sum())} non-finite value(s) (NaN or inf), first at index {int(np.argmax(bad))}"
+        )
+    return y_arr
+
+
+class ArchFeatures(TransformerMixin, BaseEstimator):
+    """Map archs to the search space's one-hot features (:meth:`SearchSpace.features`).
+
+    ``X`` may be any of:
+
+    * a sequence (list, tuple, 1-D object array) of arch dicts, e.g. ``space.sample(n, rng)``;
+    * a sequence of arch keys as written by :meth:`SearchSpace.key` (the store's arch column);
+    * a 2-D numeric array of shape ``(n, space.n_var)`` holding *encoded* archs ``x``, i.e.
+      integer choice indices as :meth:`SearchSpace.encode` returns them (not the parameter
+      values); it is decoded first. Float arrays are accepted when every entry is a whole number.
+      Nested lists of numbers and pandas DataFrames are read the same way, as encoded archs.
+
+    The transformer is stateless: :meth:`fit` learns nothing, so :meth:`transform` may be called
+    without fitting. When a target ``y`` is passed to :meth:`fit` (as :class:`~sklearn.pipeline.Pipeline`
+    does), it is checked first: an empty ``y``, a length that differs from ``X``'s, or NaN/inf
+    values raise a one-line ``ValueError``. This is where the predictors of :func:`make_predictor`
+    validate their targets.
+
+    Args:
+        space: The search space whose encoding to use.
+
+    Example:
+        >>> from nastools.space import mobilenetv3_space
+        >>> space = mobilenetv3_space()
+        >>> archs = space.sample(3, rng=0)
+        >>> features = ArchFeatures(space).fit_transform(archs)
+        >>> features.shape
+        (3, 135)
+        >>> bool((ArchFeatures(space).transform(space.encode(archs)) == features).all())
+        True
+    """
+
+    def __init__(self, space: SearchSpace) -> None:
+        self.space = space
+
+    def _archs(self, data: Any) -> list[dict[str, int]]:
+        """Normalise any accepted ``data`` to a list of arch dicts (raises ``ValueError`` otherwise)."""
+        if not isinstance(self.space, SearchSpace):
+            raise ValueError(f"space must be a SearchSpace, got {type(self.space).__name__}")
+        if issparse(data):
+            raise TypeError("sparse input is not supported: pass archs or a dense array of encoded archs")
+        if isinstance(data, Mapping | str):
+            raise ValueError("X must be a sequence of archs; wrap a single arch in a list")
+        if hasattr(data, "__array__") and not isinstance(data, list | tuple):
+            arr = np.asarray(data)
+            if not (arr.dtype == object and arr.ndim == 1):
+                return self._decode(arr)
+            data = list(arr)
+        elif _is_numeric_table(data):
+            return self._decode(np.asarray(data))
+        archs = []
+        for i, row in enumerate(data):
+            if isinstance(row, str):
+                archs.append(self.space.from_key(row))
+            elif isinstance(row, Mapping):
+                archs.append(row)
+            else:
+                raise ValueError(
+                    f"X[{i}] is a {type(row).__name__}; expected an arch dict, an arch key string, "
+                    f"or a 2-D integer array of encoded archs"
+                )
+        return archs
+
+    def _decode(self, x: np.ndarray) -> list[dict[str, int]]:
+        if x.dtype.kind == "c":
+            raise ValueError("Complex data not supported: an encoded X holds integer choice indices")
+        if x.dtype == object:
+            try:
+                x = x.astype(np.float64)
+            except (TypeError, ValueError):
+                raise ValueError("an encoded X must hold integer choice indices; got non-numbers") from None
+        if x.dtype.kind == "f":
+            if not np.all(np.isfinite(x)):
+                raise ValueError("an encoded X must hold integer choice indices; got NaN or inf")
+            if np.any(x != np.round(x)):
+                raise ValueError("an encoded X must hold integer choice indices; got fractional values")
+            x = x.astype(np.int64)
+        elif x.dtype.kind not in "iu":
+            raise ValueError(f"an encoded X must hold integer choice indices; got dtype {x.dtype}")
+        if x.ndim != 2:
+            raise ValueError(f"an encoded X must be 2-D (n, {self.space.n_var}), got shape {x.shape}")
+        if x.shape[0] == 0:
+            return []
+        return self.space.decode(x)
+
+    def fit(self, X: Any, y: Any = None) -> ArchFeatures:  # noqa: N803 - scikit-learn's name
+        """Check ``X`` (and ``y`` when given); learns nothing.
+
+        Args:
+            X: Archs in any form the class accepts.
+            y: Optional targets, checked for emptiness, length and finiteness.
+
+        Returns:
+            self
+        """
+        archs = self._archs(X)
+        if y is not None:
+            _check_target(y, len(archs))
+        elif not archs:
+            raise ValueError("X is empty: need at least one arch to fit on")
+        for arch in archs:
+            self.space.validate(arch)
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:  # noqa: N803 - scikit-learn's name
+        """Return the one-hot features, shape ``(n, len(space.feature_names()))``."""
+        archs = self._archs(X)
+        if not archs:
+            return np.zeros((0, int(self.space.n_choices.sum())), dtype=np.float64)
+        return self.space.features(archs)
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """Names of the output columns, e.g. ``"ks_3=5"`` (``input_features`` is ignored)."""
+        return np.asarray(self.space.feature_names(), dtype=object)
+
+    def __sklearn_is_fitted__(self) -> bool:
+        """Stateless: always fitted."""
+        return True
+
+    def __sklearn_tags__(self) -> Tags:
+        """Stateless, and takes archs (dicts or key strings) rather than a numeric matrix."""
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        tags.input_tags.dict = True
+        tags.input_tags.string = True
+        return tags
+
+
+def _is_numeric_table(data: Any) -> bool:
+    """Whether ``data`` is nested sequences of numbers (encoded archs) rather than a sequence of archs."""
+    return (
+        isinstance(data, Sequence)
+        and len(data) > 0
+        and isinstance(data[0], Sequence | np.ndarray)
+        and not isinstance(data[0], str)
+    )
+
+
+def make_predictor(space: SearchSpace, kind: str = "ridge", seed: int = 0) -> Pipeline:
+    """Build an unfitted predictor: ``Pipeline([("features", ArchFeatures(space)), ("regressor", ...)])``.
+
+    Kinds (see :data:`PREDICTOR_KINDS`), all cheap to fit on a few hundred archs:
+
+    * ``"ridge"``: :class:`~sklearn.linear_model.RidgeCV` over ``alphas=np.logspace(-3, 3, 13)``,
+      alpha chosen by closed-form leave-one-out (the DyNAS-T default for accuracy and latency).
+    * ``"svr"``: RBF :class:`~sklearn.svm.SVR` with fixed ``C=10``, ``epsilon=0.05``,
+      ``gamma="scale"`` on a standardised target (a
+      :class:`~sklearn.compose.TransformedTargetRegressor` with a
+      :class:`~sklearn.preprocessing.StandardScaler`), so the fixed values suit any metric's units.
+      No grid search.
+    * ``"gbm"``: :class:`~sklearn.ensemble.HistGradientBoostingRegressor` with scikit-learn's
+      defaults (100 iterations, learning rate 0.1) and ``random_state=seed``.
+    * ``"mlp"``: :class:`~sklearn.neural_network.MLPRegressor`, one hidden layer of 64, L2
+      ``alpha=1e-3``, ``max_iter=1000``, ``random_state=seed``, on a standardised target.
+
+    The features step checks ``y`` when the pipeline is fitted (see :class:`ArchFeatures`).
+
+    Args:
+        space: The search space of the archs to predict for.
+        kind: One of :data:`PREDICTOR_KINDS`.
+        seed: Random state of the stochastic regressors (``"gbm"``, ``"mlp"``).
+
+    Returns:
+        An unfitted pipeline; ``fit(archs, y)`` returns it, ``predict(archs)`` gives one value per arch.
+
+    Raises:
+        ValueError: ``kind`` is not one of :data:`PREDICTOR_KINDS`.
+
+    Example:
+        >>> from nastools.space import mobilenetv3_space
+        >>> space = mobilenetv3_space()
+        >>> archs = space.sample(50, rng=0)
+        >>> y = [sum(a[f"e_{i}"] for i in range(20)) for a in archs]
+        >>> model = make_predictor(space, "ridge").fit(archs, y)
+        >>> model.predict(archs[:2]).shape
+        (2,)
+    """
+    if kind == "ridge":
+        regressor: BaseEstimator = RidgeCV(alphas=RIDGE_ALPHAS)
+    elif kind == "svr":
+        regressor = TransformedTargetRegressor(
+            regressor=SVR(kernel="rbf", C=10.0, epsilon=0.05, gamma="scale"), transformer=StandardScaler()
+        )
+    elif kind == "gbm":
+        regressor = HistGradientBoostingRegressor(random_state=seed)
+    elif kind == "mlp":
+        regressor = TransformedTargetRegressor(
+            regressor=MLPRegressor(hidden_layer_sizes=(64,), alpha=1e-3, max_iter=1000, random_state=seed),
+            transformer=StandardScaler(),
+        )
+    else:
+        raise ValueError(f"unknown predictor kind {kind!r}; choose one of {list(PREDICTOR_KINDS)}")
+    return Pipeline([("features", ArchFeatures(space)), ("regressor", regressor)])
+
+
+LEARNING_CURVE_COLUMNS = ["kind", "train_size", "trial", "test_hash", "mape", "kendall_tau"]
+
+
+def predictor_learning_curve(
+    space: SearchSpace,
+    archs: Any,
+    y: Any,
+    kind: str | Sequence[str] = "ridge",
+    train_sizes: Sequence[int] = (100, 200, 500, 1000),
+    n_test: int = 500,
+    n_trials: int = 10,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Held-out predictor quality against training-set size (DyNAS-T paper, section 5.4).
+
+    Each trial draws a fresh random split: first a test set of ``n_test`` archs, shared by every
+    train size (and every kind) of that trial, then for each size an independent random training
+    subset of the remaining archs. Sizes larger than the remaining archs are skipped with a
+    warning. All randomness comes from ``numpy.random.default_rng(seed)``.
+
+    Args:
+        space: The search space of ``archs``.
+        archs: Measured archs, in any form :class:`ArchFeatures` accepts.
+        y: The measured metric, one finite value per arch.
+        kind: One predictor kind, or several compared on the same splits.
+        train_sizes: Training-set sizes to evaluate.
+        n_test: Size of each trial's held-out test set.
+        n_trials: Number of random splits.
+        seed: Seed of the splits and of the stochastic regressors.
+
+    Returns:
+        One row per (kind, train_size, trial) with columns ``kind``, ``train_size``, ``trial``,
+        ``test_hash`` (a short hash of the trial's test indices, equal across sizes within a trial),
+        ``mape`` (mean absolute percentage error, in percent) and ``kendall_tau`` (Kendall's tau
+        between predicted and measured values on the test set).
+
+    Raises:
+        ValueError: Bad ``y``, too few archs for ``n_test``, unknown kind, or no usable train size.
+
+    Example:
+        >>> from nastools.space import mobilenetv3_space
+        >>> space = mobilenetv3_space()
+        >>> archs = space.sample(120, rng=0)
+        >>> y = [1.0 + sum(a[f"e_{i}"] for i in range(20)) for a in archs]
+        >>> df = predictor_learning_curve(space, archs, y, "ridge", train_sizes=(20, 60),
+        ...                               n_test=50, n_trials=2)
+        >>> df.shape
+        (4, 6)
+    """
+    kinds = [kind] if isinstance(kind, str) else list(kind)
+    if not kinds:
+        raise ValueError("kind must name at least one predictor kind")
+    for k in kinds:
+        if k not in PREDICTOR_KINDS:
+            raise ValueError(f"unknown predictor kind {k!r}; choose one of {list(PREDICTOR_KINDS)}")
+    features = ArchFeatures(space).transform(archs)
+    y_arr = _check_target(y, len(features))
+    n = len(y_arr)
+    if not 1 <= n_test < n:
+        raise ValueError(f"n_test must be between 1 and {n - 1} (len(archs) - 1), got {n_test}")
+    if n_trials < 1:
+        raise ValueError(f"n_trials must be >= 1, got {n_trials}")
+    sizes = []
+    for size in train_sizes:
+        if size < 1:
+            raise ValueError(f"train sizes must be >= 1, got {size}")
+        if size > n - n_test:
+            warnings.warn(
+                f"skipping train size {size}: only {n - n_test} archs remain after the test set of {n_test}",
+                UserWarning,
+                stacklevel=2,
+            )
+        else:
+            sizes.append(int(size))
+    if not sizes:
+        raise ValueError(f"no train size fits in the {n - n_test} archs left after the test set")
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for trial in range(n_trials):
+        order = rng.permutation(n)
+        test, pool = np.sort(order[:n_test]), order[n_test:]
+        test_hash = hashlib.sha1(test.astype(np.int64).tobytes()).hexdigest()[:12]
+        for size in sizes:
+            train = rng.choice(pool, size=size, replace=False)
+            for k in kinds:
+                # Features were computed once above, so the pipeline's own features step is bypassed.
+                model = make_predictor(space, k, seed=seed).set_params(features="passthrough")
+                predicted = model.fit(features[train], y_arr[train]).predict(features[test])
+                tau = kendalltau(y_arr[test], predicted).statistic
+                rows.append(
+                    {
+                        "kind": k,
+                        "train_size": size,
+                        "trial": trial,
+                        "test_hash": test_hash,
+                        "mape": 100.0 * mean_absolute_percentage_error(y_arr[test], predicted),
+                        "kendall_tau": float(tau),
+                    }
+                )
+    return pd.DataFrame(rows, columns=LEARNING_CURVE_COLUMNS)
+
+
+def summarize_learning_curve(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean and standard deviation of MAPE and Kendall's tau per kind and train size.
+
+    Args:
+        df: A frame from :func:`predictor_learning_curve`.
+
+    Returns:
+        One row per (kind, train_size) with columns ``kind``, ``train_size``, ``n_trials``,
+        ``mape_mean``, ``mape_std``, ``kendall_tau_mean``, ``kendall_tau_std`` (sample std, NaN for a
+        single trial).
+
+    Example:
+        >>> df = pd.DataFrame({"kind": "ridge", "train_size": [10, 10, 20], "trial": [0, 1, 0],
+        ...                    "mape": [4.0, 6.0, 3.0], "kendall_tau": [0.5, 0.7, 0.8]})
+        >>> summarize_learning_curve(df)[["train_size", "mape_mean", "mape_std"]].values.tolist()
+        [[10.0, 5.0, 1.4142135623730951], [20.0, 3.0, nan]]
+    """
+    missing = {"kind", "train_size", "mape", "kendall_tau"} - set(df.columns)
+    if missing:
+        raise ValueError(f"not a learning-curve frame: missing column(s) {sorted(missing)}")
+    return (
+        df.groupby(["kind", "train_size"], sort=True)
+        .agg(
+            n_trials=("mape", "size"),
+            mape_mean=("mape", "mean"),
+            mape_std=("mape", "std"),
+            kendall_tau_mean=("kendall_tau", "mean"),
+            kendall_tau_std=("kendall_tau", "std"),
+        )
+        .reset_index()
+    )
