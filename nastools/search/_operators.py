@@ -1,0 +1,81 @@
+"""Operators for integer choice genes that pymoo does not provide."""
+
+# pymoo's names: X is the decision matrix (choice indices), F the objective matrix.
+# ruff: noqa: N803, N806
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pymoo.core.mutation import Mutation
+from pymoo.core.problem import Problem
+from pymoo.core.repair import Repair
+
+from nastools.search._encoding import canonical_x
+from nastools.space import SearchSpace
+
+__all__ = ["CanonicalRepair", "ChoiceResetMutation"]
+
+
+class ChoiceResetMutation(Mutation):
+    """Reset each gene, with probability ``prob_var``, to a uniformly drawn *other* choice.
+
+    pymoo's integer mutations (polynomial mutation with rounding) assume ordered values and
+    rarely jump far; for categorical choices every other value is equally likely here.
+
+    Args:
+        prob_var: Per-gene probability; ``None`` means ``1 / n_var`` (pymoo's default rule).
+        **kwargs: Passed to :class:`pymoo.core.mutation.Mutation` (e.g. ``prob``, per individual).
+
+    Example:
+        >>> from pymoo.core.population import Population
+        >>> from pymoo.core.problem import Problem
+        >>> problem = Problem(n_var=4, xl=0, xu=2, vtype=int)
+        >>> pop = Population.new(X=np.zeros((3, 4), dtype=int))
+        >>> mutation = ChoiceResetMutation(prob_var=1.0)
+        >>> X = mutation.do(problem, pop, random_state=np.random.default_rng(0)).get("X")
+        >>> bool((X != 0).all())
+        True
+    """
+
+    def __init__(self, prob_var: float | None = None, **kwargs: Any) -> None:
+        super().__init__(prob_var=prob_var, **kwargs)
+
+    def _do(
+        self, problem: Problem, X: np.ndarray, *args: Any, random_state: np.random.Generator, **kwargs: Any
+    ) -> np.ndarray:
+        X = np.rint(X).astype(np.int64)
+        xl, xu = (np.asarray(b, dtype=np.int64) for b in problem.bounds())
+        n_choices = xu - xl + 1
+        prob_var = np.asarray(self.get_prob_var(problem, size=len(X)), dtype=np.float64).reshape(-1, 1)
+        reset = (random_state.random(X.shape) < prob_var) & (n_choices > 1)
+        # a shift in 1 .. n_choices-1 (mod n_choices) gives each other choice with equal probability
+        shift = 1 + np.floor(random_state.random(X.shape) * (n_choices - 1)).astype(np.int64)
+        mutated = xl + (X - xl + shift) % n_choices
+        return np.where(reset, mutated, X)
+
+
+class CanonicalRepair(Repair):
+    """Set genes that the architecture does not use to index 0 (the space's canonical form).
+
+    With every individual canonical, pymoo's ``DefaultDuplicateElimination`` on ``X`` removes
+    encodings that build the same network (e.g. differing only in kernel sizes of skipped blocks).
+
+    Args:
+        space: The search space whose conditions decide which genes are active.
+
+    Example:
+        >>> from nastools.space import mobilenetv3_space
+        >>> space = mobilenetv3_space()
+        >>> X = np.ones((1, space.n_var), dtype=int)  # depth 3 in every stage: 4th blocks unused
+        >>> int((CanonicalRepair(space)._do(None, X) == 0).sum())
+        10
+    """
+
+    def __init__(self, space: SearchSpace) -> None:
+        super().__init__()
+        self.space = space
+
+    def _do(self, problem: Problem | None, X: np.ndarray, **kwargs: Any) -> np.ndarray:
+        return canonical_x(self.space, X)
