@@ -37,11 +37,11 @@ class DigitsConfig:
     test_fraction: float = 0.3
     test_distortions: int = 5
     calibration_size: int = 500
-    rotation_deg: float = 25.0
-    scale_range: tuple[float, float] = (0.75, 1.15)
-    shear: float = 0.25
-    translation: float = 0.15
-    noise_std: float = 0.25
+    rotation_deg: float = 35.0
+    scale_range: tuple[float, float] = (0.65, 1.2)
+    shear: float = 0.3
+    translation: float = 0.2
+    noise_std: float = 0.45
     seed: int = 0
 
     def to_dict(self) -> dict:

@@ -40,7 +40,7 @@ EMBEDDED_MODEL_CONFIG = MobileNetV3Config(
     width_mult=1.0,
     in_channels=1,
     n_classes=10,
-    resolutions=(16, 20, 24, 28, 32),
+    resolutions=(12, 16, 20, 24, 28, 32),
     base_stage_widths=(8, 8, 16, 24, 32, 48, 64, 192, 256),
     stem_stride=1,
     stage_strides=(1, 2, 2, 2, 1, 1),
@@ -66,7 +66,7 @@ class TrainingConfig:
     """
 
     strategy: str = "sandwich"
-    epochs: int = 100
+    epochs: int = 80
     warmup_epochs: int = 10
     batch_size: int = 128
     lr: float = 4e-3
