@@ -17,9 +17,7 @@ from torch.utils import benchmark
 
 __all__ = ["HardwareConfig", "LatencyMeasurement", "default_hardware_configs", "measure_latency"]
 
-_KEY_FORMAT = (
-    "'cpu-t<threads>-b<batch>', 'cuda[:<index>]-b<batch>' or 'cuda[:<index>]-t<threads>-b<batch>'"
-)
+_KEY_FORMAT = "'cpu-t<threads>-b<batch>', 'cuda[:<index>]-b<batch>' or 'cuda[:<index>]-t<threads>-b<batch>'"
 _KEY_RE = re.compile(r"^(?P<device>cpu|cuda(?::\d+)?)(?:-t(?P<threads>\d+))?-b(?P<batch>\d+)$")
 _DEVICE_RE = re.compile(r"^(cpu|cuda(:\d+)?)$")
 _WARMUP_CALLS = 3
@@ -109,16 +107,12 @@ class HardwareConfig:
                 "supported yet; use 'cpu', 'cuda' or 'cuda:N'"
             )
         if not _DEVICE_RE.match(self.device):
-            raise ValueError(
-                f"unknown hardware device {self.device!r}: expected 'cpu', 'cuda' or 'cuda:N'"
-            )
+            raise ValueError(f"unknown hardware device {self.device!r}: expected 'cpu', 'cuda' or 'cuda:N'")
         if not isinstance(self.threads, int) or self.threads <= 0:
             raise ValueError(f"threads must be a positive integer, got {self.threads!r}")
         cores = os.cpu_count()
         if cores is not None and self.threads > cores:
-            raise ValueError(
-                f"threads={self.threads} exceeds the {cores} CPU cores this machine has"
-            )
+            raise ValueError(f"threads={self.threads} exceeds the {cores} CPU cores this machine has")
         if not isinstance(self.batch_size, int) or self.batch_size <= 0:
             raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
         if require_cuda and self.is_cuda:

@@ -140,8 +140,7 @@ class ResultStore:
                     "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
                 ).fetchone()
                 marker = (
-                    has_meta
-                    and connection.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+                    has_meta and connection.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
                 )
                 if not marker or marker[0] != _FORMAT:
                     problem = "it has no nastools-store marker"
@@ -199,9 +198,7 @@ class ResultStore:
             if not isinstance(row, Mapping):
                 raise ValueError(f"measurement row {i} is not a dict; nothing was stored")
             missing = [  # a NaN value is reported as non-finite below, not as missing
-                key
-                for key in _REQUIRED
-                if row.get(key) is None or (key != "value" and _missing(row[key]))
+                key for key in _REQUIRED if row.get(key) is None or (key != "value" and _missing(row[key]))
             ]
             if missing:
                 raise ValueError(f"measurement row {i} lacks {missing}; nothing was stored: {row}")
@@ -211,8 +208,7 @@ class ResultStore:
                 value = math.nan
             if not math.isfinite(value):
                 raise ValueError(
-                    f"measurement row {i} has non-finite 'value' {row['value']!r}; "
-                    f"nothing was stored: {row}"
+                    f"measurement row {i} has non-finite 'value' {row['value']!r}; nothing was stored: {row}"
                 )
             spread, repeats = row.get("spread"), row.get("repeats")
             timestamp, search_id = row.get("timestamp"), row.get("search_id")

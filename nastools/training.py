@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from nastools.data import DigitsConfig, ImageTask, distort, load_digits_task
 from nastools.supernets._mobilenetv3 import ElasticMobileNetV3, MobileNetV3Config
+from nastools.supernets._validation import resize
 
 __all__ = ["EMBEDDED_MODEL_CONFIG", "TrainingConfig", "main", "train_supernet"]
 
@@ -75,12 +76,6 @@ class TrainingConfig:
     label_smoothing: float = 0.1
     threads: int = 2
     seed: int = 0
-
-
-def _resize(x: torch.Tensor, resolution: int) -> torch.Tensor:
-    if x.shape[-1] == resolution:
-        return x
-    return F.interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False)
 
 
 def _kd_loss(logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
@@ -187,10 +182,10 @@ def _train(model_config, task, config, arch, progress):
             if elastic and config.strategy == "progressive":
                 with torch.no_grad():
                     teacher.set_active(largest)
-                    teacher_logits = teacher(_resize(x, teacher.resolution(largest)))
+                    teacher_logits = teacher(resize(x, teacher.resolution(largest)))
             for i, sub_arch in enumerate(archs):
                 net.set_active(sub_arch)
-                logits = net(_resize(x, net.resolution(sub_arch)))
+                logits = net(resize(x, net.resolution(sub_arch)))
                 if teacher_logits is None or (config.strategy == "sandwich" and i == 0):
                     loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
                     if elastic:

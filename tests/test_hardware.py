@@ -122,9 +122,7 @@ def test_flagging_threshold():
     model = conv_net(4)
     hw = HardwareConfig()
     assert measure_latency(model, SHAPE, hw, min_run_time=FAST, max_relative_spread=-1).flagged
-    assert not measure_latency(
-        model, SHAPE, hw, min_run_time=FAST, max_relative_spread=float("inf")
-    ).flagged
+    assert not measure_latency(model, SHAPE, hw, min_run_time=FAST, max_relative_spread=float("inf")).flagged
 
 
 def test_bigger_model_is_slower():

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import TINY_CONFIG
 
 from nastools.supernets import (
     ElasticMobileNetV3,
@@ -14,14 +15,7 @@ from nastools.supernets import (
     load_supernet,
 )
 
-TINY = MobileNetV3Config(
-    in_channels=1,
-    n_classes=10,
-    resolutions=(16, 24),
-    base_stage_widths=(8, 8, 16, 16, 24, 24, 32, 64, 96),
-    stem_stride=1,
-    stage_strides=(1, 2, 2, 2, 1, 1),
-)
+TINY = TINY_CONFIG
 
 
 def randomized(config=TINY, seed=0):
