@@ -15,12 +15,20 @@ from dataclasses import dataclass
 import torch
 from torch.utils import benchmark
 
-__all__ = ["HardwareConfig", "LatencyMeasurement", "default_hardware_configs", "measure_latency"]
+__all__ = [
+    "MIN_REPEATS",
+    "HardwareConfig",
+    "LatencyMeasurement",
+    "default_hardware_configs",
+    "measure_latency",
+]
 
 _KEY_FORMAT = "'cpu-t<threads>-b<batch>', 'cuda[:<index>]-b<batch>' or 'cuda[:<index>]-t<threads>-b<batch>'"
 _KEY_RE = re.compile(r"^(?P<device>cpu|cuda(?::\d+)?)(?:-t(?P<threads>\d+))?-b(?P<batch>\d+)$")
 _DEVICE_RE = re.compile(r"^(cpu|cuda(:\d+)?)$")
 _WARMUP_CALLS = 3
+# Fewer timed runs than this give no usable spread: the run is extended, and flagged if still short.
+MIN_REPEATS = 5
 
 
 @dataclass(frozen=True)
@@ -159,8 +167,9 @@ class LatencyMeasurement:
         median_ms: Median time of one forward pass over a whole batch, in milliseconds.
         spread_ms: Interquartile range of the per-run times, in milliseconds.
         repeats: Number of timed measurements the statistics come from.
-        flagged: True when ``spread_ms / median_ms`` exceeded the allowed relative spread, i.e.
-            the measurement is noisy and should be repeated or treated with care.
+        flagged: True when ``spread_ms / median_ms`` exceeded the allowed relative spread, or
+            fewer than ``MIN_REPEATS`` runs were timed (no usable spread), i.e. the measurement
+            is noisy (often another process competing for the cores) and should be repeated.
 
     Example:
         >>> m = LatencyMeasurement(median_ms=2.0, spread_ms=0.1, repeats=10, flagged=False)
@@ -243,7 +252,9 @@ def measure_latency(
                 label="measure_latency",
                 description=hardware.key,
             )
-            result = timer.blocked_autorange(min_run_time=min_run_time)
+            probe = timer.timeit(number=1)
+            run_time = max(min_run_time, 1.5 * MIN_REPEATS * probe.median)
+            result = timer.blocked_autorange(min_run_time=run_time)
     finally:
         torch.set_num_threads(original_threads)
         for module, flag in training_flags.items():
@@ -258,5 +269,5 @@ def measure_latency(
         median_ms=median_ms,
         spread_ms=spread_ms,
         repeats=len(result.times),
-        flagged=relative > max_relative_spread,
+        flagged=relative > max_relative_spread or len(result.times) < MIN_REPEATS,
     )

@@ -1,10 +1,12 @@
 import os
+import time
 
 import pytest
 import torch
 from torch import nn
 
 from nastools.hardware import (
+    MIN_REPEATS,
     HardwareConfig,
     LatencyMeasurement,
     default_hardware_configs,
@@ -176,3 +178,16 @@ def test_invalid_hardware_raises_before_running():
     with pytest.raises(ValueError, match="cores"):
         measure_latency(Spy(), SHAPE, bad, min_run_time=FAST)
     assert calls == []
+
+
+def test_slow_model_still_gets_enough_repeats():
+    """A forward slower than min_run_time is still timed MIN_REPEATS times, so its spread means something."""
+
+    class Slow(nn.Module):
+        def forward(self, x):
+            time.sleep(0.02)
+            return x
+
+    m = measure_latency(Slow(), (1,), HardwareConfig(), min_run_time=0.01)
+    assert m.repeats >= MIN_REPEATS
+    assert m.median_ms >= 20
