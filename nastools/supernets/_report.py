@@ -21,9 +21,15 @@ from nastools.supernets._validation import (
 __all__ = ["supernet_report"]
 
 
-def _top1(net: ElasticMobileNetV3, task: ImageTask, arch: dict, calibration_x: torch.Tensor) -> float:
+def _top1(
+    net: ElasticMobileNetV3,
+    task: ImageTask,
+    arch: dict,
+    calibration_x: torch.Tensor,
+    subnet: torch.nn.Module | None = None,
+) -> float:
     resolution = net.resolution(arch)
-    subnet = net.get_active_subnet(arch).eval()
+    subnet = net.get_active_subnet(arch).eval() if subnet is None else subnet
     recalibrate_batchnorm(subnet, resize(calibration_x, resolution))
     return top1_accuracy(subnet, resize(task.test_x, resolution), task.test_y)
 
@@ -69,9 +75,10 @@ def supernet_report(
     archs = net.space.sample(n_random, rng)
     top1, macs = [], []
     for arch in tqdm(archs, desc="random sub-networks", leave=False):
-        top1.append(_top1(net, task, arch, task.calibration_x))
+        subnet = net.get_active_subnet(arch).eval()
+        top1.append(_top1(net, task, arch, task.calibration_x, subnet))
         resolution = net.resolution(arch)
-        macs.append(count_macs(net.get_active_subnet(arch), (task.in_channels, resolution, resolution)))
+        macs.append(count_macs(subnet, (task.in_channels, resolution, resolution)))
     report["n_random"] = n_random
     report["kendall_tau_top1_macs"] = float(kendalltau(top1, macs).statistic)
     report["random_top1_mean"] = float(np.mean(top1))
