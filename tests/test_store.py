@@ -137,13 +137,17 @@ def test_rejects_non_sqlite_file_untouched(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.sqlite"]
 
 
-def test_rejects_foreign_sqlite_untouched(tmp_path):
-    path = tmp_path / "other.db"
+def _foreign_sqlite(path, *statements):
     connection = sqlite3.connect(path)
-    connection.execute("CREATE TABLE things (x)")
-    connection.execute("INSERT INTO things VALUES (1)")
+    for statement in statements:
+        connection.execute(statement)
     connection.commit()
     connection.close()
+    return path
+
+
+def test_rejects_foreign_sqlite_untouched(tmp_path):
+    path = _foreign_sqlite(tmp_path / "other.db", "CREATE TABLE things (x)", "INSERT INTO things VALUES (1)")
     before = path.read_bytes()
     with pytest.raises(StoreError, match=r"other\.db is not a nastools result store.*marker"):
         ResultStore(path)
@@ -155,12 +159,11 @@ def test_rejects_foreign_sqlite_untouched(tmp_path):
 
 
 def test_rejects_sqlite_with_foreign_meta(tmp_path):
-    path = tmp_path / "meta.db"
-    connection = sqlite3.connect(path)
-    connection.execute("CREATE TABLE meta (key TEXT, value TEXT)")
-    connection.execute("INSERT INTO meta VALUES ('format', 'something-else')")
-    connection.commit()
-    connection.close()
+    path = _foreign_sqlite(
+        tmp_path / "meta.db",
+        "CREATE TABLE meta (key TEXT, value TEXT)",
+        "INSERT INTO meta VALUES ('format', 'something-else')",
+    )
     before = path.read_bytes()
     with pytest.raises(StoreError, match="not a nastools result store"):
         ResultStore(path)

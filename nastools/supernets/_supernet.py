@@ -107,8 +107,7 @@ class MobileNetV3Supernet:
         self.task = task
         self.metadata = dict(metadata or {})
         self.space = net.space
-        self._calibration_cache: dict[int, torch.Tensor] = {}
-        self._test_cache: dict[int, torch.Tensor] = {}
+        self._resized: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def __repr__(self) -> str:
         return f"MobileNetV3Supernet({self.supernet_id!r}, {self.space})"
@@ -181,10 +180,12 @@ class MobileNetV3Supernet:
                 f"supernet {self.supernet_id!r} has no task data, so top1 cannot be measured; "
                 "use metrics macs/params/latency_ms, or load a trained checkpoint"
             )
-        if resolution not in self._test_cache:
-            self._calibration_cache[resolution] = resize(self.task.calibration_x, resolution)
-            self._test_cache[resolution] = resize(self.task.test_x, resolution)
-        return self._calibration_cache[resolution], self._test_cache[resolution]
+        if resolution not in self._resized:
+            self._resized[resolution] = (
+                resize(self.task.calibration_x, resolution),
+                resize(self.task.test_x, resolution),
+            )
+        return self._resized[resolution]
 
     def evaluate(self, arch: Mapping[str, int], subnet: nn.Module | None = None) -> float:
         """Held-out top-1 (%) after recalibrating batch norm on the calibration images (OFA's way).
