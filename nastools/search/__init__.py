@@ -1,4 +1,4 @@
-"""Evolutionary architecture search on pymoo: problem, operators, algorithms by name, hypervolume.
+"""Architecture search: pymoo problem and algorithms, ask/tell tactics, PopDB, hypervolume analysis.
 
 Example:
     >>> from nastools.space import mobilenetv3_space
@@ -14,12 +14,21 @@ Example:
 """
 
 from nastools.search._algorithms import ALGORITHMS, make_algorithm
+from nastools.search._analysis import hypervolume_at, summarize_traces, validations_to_reach
+from nastools.search._concurrent import ConcurrentNAS, FullSearch
 from nastools.search._encoding import active_mask, canonical_x, decode_x, onehot_features
+from nastools.search._evolutionary import EvolutionarySearch
 from nastools.search._hypervolume import HypervolumeIndicator, pareto_front_mask
 from nastools.search._objectives import KNOWN_METRICS, Objective, parse_objectives
 from nastools.search._operators import CanonicalRepair, ChoiceResetMutation
+from nastools.search._popdb import PopDBResult, popdb_space
 from nastools.search._problem import ArchProblem
+from nastools.search._random import RandomSearch
 from nastools.search._run import GenerationCallback, run_search
+from nastools.search._runner import measure_objectives, objective_metrics, reference_bounds, run_tactic
+from nastools.search._tactic import Tactic
+from nastools.search._warm_start import best_population
+from nastools.search._weaknas import WeakNAS
 
 __all__ = [
     "ALGORITHMS",
@@ -27,15 +36,31 @@ __all__ = [
     "ArchProblem",
     "CanonicalRepair",
     "ChoiceResetMutation",
+    "ConcurrentNAS",
+    "EvolutionarySearch",
+    "FullSearch",
     "GenerationCallback",
     "HypervolumeIndicator",
     "Objective",
+    "PopDBResult",
+    "RandomSearch",
+    "Tactic",
+    "WeakNAS",
     "active_mask",
+    "best_population",
     "canonical_x",
     "decode_x",
+    "hypervolume_at",
     "make_algorithm",
+    "measure_objectives",
+    "objective_metrics",
     "onehot_features",
     "parse_objectives",
     "pareto_front_mask",
+    "popdb_space",
+    "reference_bounds",
     "run_search",
+    "run_tactic",
+    "summarize_traces",
+    "validations_to_reach",
 ]

@@ -1,0 +1,188 @@
+"""ConcurrentNAS (Algorithm 1 of the DyNAS-T paper) and the one-shot full search."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from nastools.search._hypervolume import pareto_front_mask
+from nastools.search._surrogate import ExactFn, predictor_kinds, search_on_predictors
+from nastools.search._tactic import Tactic, check_budget
+from nastools.space import Arch
+
+__all__ = ["ConcurrentNAS", "FullSearch"]
+
+
+class ConcurrentNAS(Tactic):
+    """Measure a population, refit weak predictors on everything measured, evolve on them, repeat.
+
+    Iteration 0 validates ``initial_archs`` (warm start) or ``pop_size`` random archs. Each later
+    iteration fits one predictor per objective on all validations so far (objectives in ``exact``
+    are computed instead), runs the inner algorithm on the predictors for ``n_gen`` generations,
+    starting from the best validated population, and validates its final population: C_{i+1}.
+    Members of C_{i+1} validated before cost nothing; the loop ends when the budget is spent.
+
+    Args:
+        *args: See :class:`Tactic` (space, objectives, n_validations).
+        pop_size: Size of each measured population (and of the inner algorithm's).
+        n_gen: Generations of the inner search per iteration (J in the paper).
+        predictor: A kind from :data:`~nastools.predictors.PREDICTOR_KINDS` for every predicted
+            objective, or ``{objective: kind}`` (default ``"ridge"``).
+        exact: ``{objective: fn(archs) -> values}`` for cheap exact objectives such as MACs.
+        algorithm: The inner pymoo algorithm by name.
+        iteration_options: ``fn(iteration) -> dict`` of inner-search settings that change between
+            iterations (keys ``n_gen``, ``pop_size`` or :func:`make_algorithm` options).
+        **kwargs: See :class:`Tactic` (hypervolume, seed, initial_archs).
+
+    Example:
+        >>> from nastools.space import mobilenetv3_space
+        >>> tactic = ConcurrentNAS(mobilenetv3_space(), {"top1": "max", "macs": "min"}, 200, pop_size=20)
+        >>> len(tactic.ask())
+        20
+    """
+
+    name = "concurrent"
+
+    def __init__(
+        self,
+        *args: Any,
+        pop_size: int = 50,
+        n_gen: int = 100,
+        predictor: str | Mapping[str, str] = "ridge",
+        exact: Mapping[str, ExactFn] | None = None,
+        algorithm: str = "nsga2",
+        iteration_options: Callable[[int], Mapping[str, Any]] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.pop_size = check_budget("pop_size", pop_size)
+        self.n_gen = check_budget("n_gen", n_gen)
+        self.exact = dict(exact or {})
+        self.kinds = predictor_kinds(self.objectives, predictor, self.exact)
+        self.algorithm = algorithm
+        self.iteration_options = iteration_options
+        self.iteration = 0
+
+    def config(self) -> dict[str, Any]:  # noqa: D102 - documented on Tactic
+        return {
+            **super().config(),
+            "pop_size": self.pop_size,
+            "n_gen": self.n_gen,
+            "predictors": self.kinds,
+            "exact": sorted(self.exact),
+            "algorithm": self.algorithm,
+        }
+
+    def _propose(self) -> list[Arch]:
+        if self.iteration == 0:
+            proposal = self.initial_archs or self.space.sample(self.pop_size, rng=self.rng)
+        else:
+            options = dict(self.iteration_options(self.iteration)) if self.iteration_options else {}
+            n_gen = check_budget("n_gen", options.pop("n_gen", self.n_gen))
+            pop_size = check_budget("pop_size", options.pop("pop_size", self.pop_size))
+            proposal, _ = search_on_predictors(
+                self.space,
+                self.objectives,
+                self._measured_archs(),
+                self.values,
+                kinds=self.kinds,
+                exact=self.exact,
+                algorithm=self.algorithm,
+                pop_size=pop_size,
+                n_gen=n_gen,
+                initial_archs=self.population(pop_size),
+                seed=int(self.rng.integers(2**31)),
+                algorithm_options=options,
+            )
+        self.iteration += 1
+        return proposal
+
+    def _receive(self, archs: list[Arch], values: dict[str, np.ndarray]) -> None:
+        pass
+
+    def population(self, size: int | None = None) -> list[Arch]:
+        """The best ``pop_size`` validated archs: the population the next iteration starts from."""
+        return super().population(size or self.pop_size)
+
+
+class FullSearch(Tactic):
+    """The paper's "full search": one round of predictors, then validate the predicted front.
+
+    Validates ``n_initial`` random archs, fits predictors on them, runs one long search on the
+    predictors and validates its final front. Two batches, then done.
+
+    Args:
+        *args: See :class:`Tactic` (space, objectives, n_validations: caps both batches together).
+        n_initial: Random archs validated to train the predictors.
+        pop_size: Population of the predictor-driven search.
+        n_gen: Its generations.
+        predictor: Predictor kind for every predicted objective, or ``{objective: kind}``.
+        exact: ``{objective: fn(archs) -> values}`` computed instead of predicted.
+        algorithm: The pymoo algorithm by name.
+        **kwargs: See :class:`Tactic` (hypervolume, seed, initial_archs: used as the first batch).
+
+    Example:
+        >>> from nastools.space import mobilenetv3_space
+        >>> tactic = FullSearch(mobilenetv3_space(), {"top1": "max", "macs": "min"}, 300, n_initial=30)
+        >>> len(tactic.ask())
+        30
+    """
+
+    name = "full"
+
+    def __init__(
+        self,
+        *args: Any,
+        n_initial: int = 100,
+        pop_size: int = 50,
+        n_gen: int = 200,
+        predictor: str | Mapping[str, str] = "ridge",
+        exact: Mapping[str, ExactFn] | None = None,
+        algorithm: str = "nsga2",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.n_initial = check_budget("n_initial", n_initial)
+        self.pop_size = check_budget("pop_size", pop_size)
+        self.n_gen = check_budget("n_gen", n_gen)
+        self.exact = dict(exact or {})
+        self.kinds = predictor_kinds(self.objectives, predictor, self.exact)
+        self.algorithm = algorithm
+        self._stage = 0
+
+    def config(self) -> dict[str, Any]:  # noqa: D102 - documented on Tactic
+        return {
+            **super().config(),
+            "n_initial": self.n_initial,
+            "pop_size": self.pop_size,
+            "n_gen": self.n_gen,
+            "predictors": self.kinds,
+            "exact": sorted(self.exact),
+            "algorithm": self.algorithm,
+        }
+
+    def _propose(self) -> list[Arch] | None:
+        self._stage += 1
+        if self._stage == 1:
+            return self.initial_archs or self.space.sample(self.n_initial, rng=self.rng)
+        if self._stage > 2:
+            return None
+        archs, predicted = search_on_predictors(
+            self.space,
+            self.objectives,
+            self._measured_archs(),
+            self.values,
+            kinds=self.kinds,
+            exact=self.exact,
+            algorithm=self.algorithm,
+            pop_size=self.pop_size,
+            n_gen=self.n_gen,
+            seed=int(self.rng.integers(2**31)),
+        )
+        on_front = pareto_front_mask(self._F(predicted))
+        return [arch for arch, keep in zip(archs, on_front) if keep]
+
+    def _receive(self, archs: list[Arch], values: dict[str, np.ndarray]) -> None:
+        pass

@@ -1,0 +1,134 @@
+"""WeakNAS baseline (Wu et al. 2021), written from the paper's description."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from nastools.predictors import PREDICTOR_KINDS, make_predictor
+from nastools.search._tactic import Tactic, check_budget
+from nastools.space import Arch
+
+__all__ = ["WeakNAS"]
+
+
+class WeakNAS(Tactic):
+    """Weak predictors that narrow down a pool: "Stronger NAS with Weaker Predictors".
+
+    A pool of ``pool_size`` distinct random archs (optionally only those that ``pool_filter``
+    keeps, e.g. a MACs window) is drawn once. Round 0 validates ``batch_size`` of them at random;
+    every later round refits a predictor of the ``target`` objective on everything validated and
+    validates ``batch_size`` archs drawn uniformly from the predicted ``top_k`` not yet validated.
+    WeakNAS optimises one objective; its validations count toward the hypervolume like any
+    tactic's, and :meth:`best` is its single answer (paper's Table 2).
+
+    Args:
+        *args: See :class:`Tactic` (space, objectives, n_validations: 8-10 rounds of
+            ``batch_size`` in the paper).
+        target: The objective the predictor ranks by (default: the first maximised one).
+        pool_size: Random archs in the pool.
+        batch_size: Validations per round.
+        top_k: Predicted best archs each round samples from.
+        predictor: Predictor kind (``"gbm"``, gradient boosting, by default).
+        pool_filter: ``fn(archs) -> bool mask`` restricting the pool (e.g. a MACs window).
+        **kwargs: See :class:`Tactic` (hypervolume, seed, initial_archs: joined to the pool and
+            validated first).
+
+    Example:
+        >>> from nastools.space import mobilenetv3_space
+        >>> tactic = WeakNAS(mobilenetv3_space(), {"top1": "max", "macs": "min"}, 300, pool_size=1000)
+        >>> len(tactic.ask())
+        100
+    """
+
+    name = "weaknas"
+
+    def __init__(
+        self,
+        *args: Any,
+        target: str | None = None,
+        pool_size: int = 10_000,
+        batch_size: int = 100,
+        top_k: int = 1000,
+        predictor: str = "gbm",
+        pool_filter: Callable[[Sequence[Arch]], Sequence[bool]] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        if target is None:
+            maximised = [o for o in self.objectives if o.direction == "max"]
+            target = (maximised or list(self.objectives))[0].name
+        if target not in self.names:
+            raise ValueError(f"target {target!r} is not an objective; choose one of {list(self.names)}")
+        if predictor not in PREDICTOR_KINDS:
+            raise ValueError(f"unknown predictor kind {predictor!r}; choose one of {list(PREDICTOR_KINDS)}")
+        self.target = target
+        self._target_sign = next(o.sign for o in self.objectives if o.name == target)
+        self.pool_size = check_budget("pool_size", pool_size)
+        self.batch_size = check_budget("batch_size", batch_size)
+        self.top_k = check_budget("top_k", top_k)
+        self.predictor = predictor
+        self.pool_filter = pool_filter
+        self.round = 0
+        self._pool: list[Arch] | None = None
+
+    def config(self) -> dict[str, Any]:  # noqa: D102 - documented on Tactic
+        return {
+            **super().config(),
+            "target": self.target,
+            "pool_size": self.pool_size,
+            "batch_size": self.batch_size,
+            "top_k": self.top_k,
+            "predictor": self.predictor,
+            "pool_filter": self.pool_filter is not None,
+        }
+
+    @property
+    def pool(self) -> list[Arch]:
+        """The candidate pool (drawn on first use)."""
+        if self._pool is None:
+            drawn = self.space.sample(self.pool_size, rng=self.rng)
+            if self.pool_filter is not None:
+                keep = np.asarray(self.pool_filter(drawn), dtype=bool)
+                drawn = [arch for arch, k in zip(drawn, keep) if k]
+            unique = {self.space.key(a): a for a in (self.initial_archs or []) + drawn}
+            if not unique:
+                raise ValueError("the WeakNAS pool is empty: pool_filter rejected every sampled arch")
+            self._pool = list(unique.values())
+        return self._pool
+
+    def _propose(self) -> list[Arch] | None:
+        pool = self.pool
+        validated = self._values
+        candidates = [arch for arch in pool if self.space.key(arch) not in validated]
+        if not candidates:
+            return None
+        if self.round == 0:
+            first = list(self.initial_archs or [])[: self.batch_size]
+            rest = [a for a in candidates if a not in first]
+            picks = self.rng.choice(
+                len(rest), size=min(self.batch_size - len(first), len(rest)), replace=False
+            )
+            proposal = first + [rest[i] for i in sorted(picks)]
+        else:
+            model = make_predictor(self.space, self.predictor, seed=self.seed)
+            model.fit(self.space.encode(self._measured_archs()), self.values[self.target])
+            score = self._target_sign * model.predict(self.space.encode(candidates))  # lower is better
+            top = np.argsort(score, kind="stable")[: self.top_k]
+            picks = self.rng.choice(top, size=min(self.batch_size, len(top)), replace=False)
+            proposal = [candidates[i] for i in sorted(picks)]
+        self.round += 1
+        return proposal
+
+    def _receive(self, archs: list[Arch], values: dict[str, np.ndarray]) -> None:
+        pass
+
+    def best(self) -> dict[str, Any]:
+        """The validated arch with the best target value: ``{"arch": key, <objective>: value, ...}``."""
+        table = self.results()
+        if table.empty:
+            raise ValueError("WeakNAS has validated nothing yet")
+        row = table.loc[(self._target_sign * table[self.target]).idxmin()]
+        return {"arch": row["arch"], **{name: float(row[name]) for name in self.names}}
