@@ -4,6 +4,10 @@ A :class:`HardwareConfig` names where a network runs (device, CPU threads, batch
 stable string key (``cpu-t1-b1``, ``cpu-t8-b64``, ``cuda-b64``, ``cuda:1-b64``) to label stored
 latencies. :func:`measure_latency` times a model on such a target with
 ``torch.utils.benchmark.Timer`` and reports the median per-batch latency with its spread.
+
+A :class:`LookupTableHardware` (key ``lut-<platform>``, e.g. ``lut-note10``) is a platform you cannot
+run on: its latencies come from a per-layer look-up table (:mod:`nastools.lut`).
+:func:`hardware_from_key` parses either kind of key.
 """
 
 from __future__ import annotations
@@ -19,13 +23,16 @@ __all__ = [
     "MIN_REPEATS",
     "HardwareConfig",
     "LatencyMeasurement",
+    "LookupTableHardware",
     "default_hardware_configs",
+    "hardware_from_key",
     "measure_latency",
 ]
 
 _KEY_FORMAT = "'cpu-t<threads>-b<batch>', 'cuda[:<index>]-b<batch>' or 'cuda[:<index>]-t<threads>-b<batch>'"
 _KEY_RE = re.compile(r"^(?P<device>cpu|cuda(?::\d+)?)(?:-t(?P<threads>\d+))?-b(?P<batch>\d+)$")
 _DEVICE_RE = re.compile(r"^(cpu|cuda(:\d+)?)$")
+_LUT_KEY_RE = re.compile(r"^lut-[a-z0-9][a-z0-9.\-]*$")
 _WARMUP_CALLS = 3
 # Fewer timed runs than this give no usable spread: the run is extended, and flagged if still short.
 MIN_REPEATS = 5
@@ -42,8 +49,8 @@ class HardwareConfig:
 
     Construction checks everything except whether a CUDA GPU is present, so a CUDA target can be
     parsed and stored on a CPU-only machine; :meth:`validate` (run by :func:`measure_latency`)
-    checks that too. Device names starting with ``lut-`` are reserved for lookup-table targets,
-    which are not supported yet.
+    checks that too. Keys starting with ``lut-`` name look-up-table targets: see
+    :class:`LookupTableHardware` and :func:`hardware_from_key`.
 
     Attributes:
         device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
@@ -91,6 +98,11 @@ class HardwareConfig:
         Raises:
             ValueError: If the key is malformed or names an invalid configuration.
         """
+        if isinstance(key, str) and key.startswith("lut-"):
+            raise ValueError(
+                f"hardware key {key!r} is a look-up-table target, not a measured one: use "
+                "LookupTableHardware.from_key or hardware_from_key (nastools.hardware)"
+            )
         match = _KEY_RE.match(key) if isinstance(key, str) else None
         if match is None or (match["device"] == "cpu" and match["threads"] is None):
             raise ValueError(f"bad hardware key {key!r}: expected {_KEY_FORMAT}, e.g. 'cpu-t1-b1'")
@@ -111,8 +123,8 @@ class HardwareConfig:
             raise ValueError(f"hardware device must be a string, got {self.device!r}")
         if self.device.startswith("lut-"):
             raise ValueError(
-                f"hardware device {self.device!r} is a lookup-table target, which is not "
-                "supported yet; use 'cpu', 'cuda' or 'cuda:N'"
+                f"hardware device {self.device!r} is a lookup-table target: use "
+                f"LookupTableHardware({self.device[4:]!r}) or hardware_from_key({self.device!r})"
             )
         if not _DEVICE_RE.match(self.device):
             raise ValueError(f"unknown hardware device {self.device!r}: expected 'cpu', 'cuda' or 'cuda:N'")
@@ -136,6 +148,92 @@ class HardwareConfig:
                     f"hardware {self.key!r} names CUDA device {index}, but this machine has "
                     f"only {count} CUDA GPU(s)"
                 )
+
+
+@dataclass(frozen=True)
+class LookupTableHardware:
+    """A platform whose latency comes from a per-layer look-up table, keyed ``lut-<platform>``.
+
+    Nothing runs here: the :class:`~nastools.evaluation.Evaluator` sums the table's entries for each
+    sub-network (one value per arch, spread 0, 1 repeat). The table itself is passed to the Evaluator
+    (``latency_tables={"lut-note10": path}``); :data:`nastools.lut.KNOWN_TABLES` lists the public ones.
+
+    Attributes:
+        platform: Lower-case name, e.g. ``"note10"`` or ``"i7-8700k"``.
+
+    Example:
+        >>> hw = hardware_from_key("lut-note10")
+        >>> hw.key, hw.batch_size
+        ('lut-note10', 1)
+    """
+
+    platform: str
+
+    def __post_init__(self) -> None:
+        """Check the platform name."""
+        if not isinstance(self.platform, str) or not _LUT_KEY_RE.match(f"lut-{self.platform}"):
+            raise ValueError(
+                f"bad look-up-table platform {self.platform!r}: lower-case letters, digits, '.' and '-', "
+                "e.g. 'note10'"
+            )
+
+    @property
+    def key(self) -> str:
+        """``lut-<platform>``."""
+        return f"lut-{self.platform}"
+
+    @property
+    def device(self) -> str:
+        """The key (there is no torch device)."""
+        return self.key
+
+    @property
+    def is_cuda(self) -> bool:
+        """Always False."""
+        return False
+
+    @property
+    def threads(self) -> int:
+        """1: the tables are per-layer latencies of single runs."""
+        return 1
+
+    @property
+    def batch_size(self) -> int:
+        """1: the public tables are batch-1 latencies."""
+        return 1
+
+    @classmethod
+    def from_key(cls, key: str) -> LookupTableHardware:
+        """Parse ``lut-<platform>``.
+
+        Raises:
+            ValueError: The key does not start with ``lut-`` or the platform name is malformed.
+        """
+        if not isinstance(key, str) or not _LUT_KEY_RE.match(key):
+            raise ValueError(
+                f"bad look-up-table hardware key {key!r}: expected 'lut-<platform>', e.g. 'lut-note10'"
+            )
+        return cls(key[4:])
+
+    def validate(self) -> None:
+        """Nothing to check on this machine (the Evaluator checks the table covers the supernet)."""
+
+
+def hardware_from_key(key: str) -> HardwareConfig | LookupTableHardware:
+    """Parse any hardware key: measured targets (``cpu-t1-b1``, ``cuda-b64``) or tables (``lut-note10``).
+
+    Raises:
+        ValueError: The key is malformed or names an invalid configuration.
+
+    Example:
+        >>> hardware_from_key("cpu-t1-b64")
+        HardwareConfig(device='cpu', threads=1, batch_size=64)
+        >>> hardware_from_key("lut-i7-8700k").platform
+        'i7-8700k'
+    """
+    if isinstance(key, str) and key.startswith("lut-"):
+        return LookupTableHardware.from_key(key)
+    return HardwareConfig.from_key(key)
 
 
 def default_hardware_configs() -> list[HardwareConfig]:

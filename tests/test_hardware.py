@@ -117,7 +117,7 @@ def test_measure_latency_basic():
     assert m.spread_ms >= 0
     assert m.repeats >= 1
     assert m.relative_spread == pytest.approx(m.spread_ms / m.median_ms)
-    assert m.flagged == (m.relative_spread > 0.1)
+    assert m.flagged == (m.relative_spread > 0.1 or m.repeats < MIN_REPEATS)
 
 
 def test_flagging_threshold():

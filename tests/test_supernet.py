@@ -1,7 +1,4 @@
-import ast
-
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from helpers import TINY_CONFIG
@@ -13,6 +10,7 @@ from nastools.supernets import (
     count_macs,
     count_params,
     load_supernet,
+    read_dynast_measurements,
 )
 
 TINY = TINY_CONFIG
@@ -133,17 +131,7 @@ def test_load_ofa_state_dict_accepts_old_key_names():
 
 
 def _dynast_rows(shared_data):
-    frames = [pd.read_csv(p) for p in sorted((shared_data / "DyNAS-T").glob("*.csv"))]
-    return pd.concat(frames).drop_duplicates("Sub-network").reset_index(drop=True)
-
-
-def _ofa_arch(config_string):
-    cfg = ast.literal_eval(config_string)
-    return (
-        {f"d_{s}": d for s, d in enumerate(cfg["d"])}
-        | {f"ks_{i}": k for i, k in enumerate(cfg["ks"])}
-        | {f"e_{i}": e for i, e in enumerate(cfg["e"])}
-    )
+    return read_dynast_measurements(shared_data / "DyNAS-T")
 
 
 def _check_dynast(shared_data, rows):
@@ -152,23 +140,84 @@ def _check_dynast(shared_data, rows):
     torch.set_num_threads(2)
     mismatches = []
     for row in rows.itertuples(index=False):
-        arch = space.canonical(_ofa_arch(row[0]))
+        arch = space.canonical(row.arch)
         subnet = supernet.subnet(arch)
         macs, params = supernet.macs(arch, subnet), supernet.params(arch, subnet)
-        if macs != row.MACs or params != row[2]:
-            mismatches.append((row[0], macs, row.MACs, params, row[2]))
+        if (macs, params) != (row.macs, row.params) or (supernet.macs(arch), supernet.params(arch)) != (
+            macs,
+            params,
+        ):
+            mismatches.append((row.arch, macs, row.macs, params, row.params))
     assert not mismatches, mismatches[:3]
 
 
 def test_macs_and_params_equal_dynast_table_sample(shared_data):
     rows = _dynast_rows(shared_data)
     assert len(rows) == 2223
+    assert set(rows.columns) >= {"arch", "top1", "macs", "params", "file", "row"}
+    assert {a["r"] for a in rows.arch} == {224}
     _check_dynast(shared_data, rows.sample(40, random_state=0))
+
+
+def test_analytic_counts_equal_dynast_table_all_rows(shared_data):
+    rows = _dynast_rows(shared_data)
+    supernet = MobileNetV3Supernet.ofa(1.0)
+    archs = [supernet.space.canonical(a) for a in rows.arch]
+    assert [supernet.macs(a) for a in archs] == rows.macs.tolist()
+    assert [supernet.params(a) for a in archs] == rows.params.tolist()
 
 
 @pytest.mark.slow
 def test_macs_and_params_equal_dynast_table_all_rows(shared_data):
     _check_dynast(shared_data, _dynast_rows(shared_data))
+
+
+@pytest.fixture
+def one_thread():
+    """Small forward passes are fastest (and immune to busy cores) on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("name", ["digits-mbv3", "ofa-mbv3-w1.0", "ofa-mbv3-w1.2", "tiny"])
+def test_analytic_counts_equal_flop_counter(name, one_thread):
+    if name == "tiny":
+        net = ElasticMobileNetV3(TINY).eval()
+        supernet = MobileNetV3Supernet(net, "tiny-mbv3", "untrained")
+    else:
+        supernet = load_supernet(name)
+    net = supernet.net
+    archs = supernet.space.sample(18, rng=5) + [net.min_arch(), net.max_arch()]
+    for arch in archs:
+        subnet = supernet.subnet(arch)
+        shape = net.shape(arch)
+        expected = (count_macs(subnet, supernet.input_shape(arch)), count_params(subnet))
+        assert (supernet.macs(arch), supernet.params(arch)) == expected, arch
+        assert (shape.macs, shape.params) == expected
+        assert len(shape.blocks) == len(subnet.blocks)
+
+
+def test_shape_follows_the_network():
+    supernet = load_supernet("ofa-mbv3-w1.2")
+    arch = supernet.net.max_arch() | {"r": 160, "d_0": 2}
+    shape = supernet.net.shape(supernet.space.canonical(arch))
+    assert shape.resolution == 160 and shape.stem_output_size == 80 and shape.final_size == 5
+    assert len(shape.blocks) == 1 + 2 + 4 * 4
+    first = shape.blocks[1]
+    assert (first.in_channels, first.out_channels, first.mid_channels, first.stride) == (24, 32, 144, 2)
+    assert not first.shortcut and shape.blocks[2].shortcut
+    with pytest.raises(ValueError, match="r"):
+        supernet.net.shape(arch | {"r": 161})
+
+
+def test_ofa_space_has_the_accuracy_predictors_resolutions():
+    for name in ("ofa-mbv3-w1.0", "ofa-mbv3-w1.2"):
+        space = load_supernet(name).space
+        assert space.choices["r"] == (160, 176, 192, 208, 224)
+        assert space.n_var == 46
+    assert "r" not in MobileNetV3Supernet.ofa(1.0, resolutions=(224,)).space.choices
 
 
 def test_ofa_w12_builds_with_wider_channels():
@@ -205,8 +254,16 @@ def test_corrupt_checkpoint_is_rejected(tmp_path):
         MobileNetV3Supernet.from_checkpoint(other)
 
 
-def test_untrained_supernet_refuses_top1():
+def test_architecture_only_ofa_supernet_says_where_the_predictor_comes_from(monkeypatch):
+    monkeypatch.delenv("NASTOOLS_OFA_DATA", raising=False)
     supernet = load_supernet("ofa-mbv3-w1.0")
-    with pytest.raises(ValueError, match="no task data"):
+    assert supernet.checkpoint_hash == "untrained" and supernet.metadata["top1_kind"] is None
+    with pytest.raises(FileNotFoundError, match=r"acc_predictor\.pth.*hanlab\.mit\.edu"):
         supernet.evaluate(supernet.net.min_arch())
     assert np.isfinite(supernet.macs(supernet.net.min_arch()))
+
+
+def test_supernet_without_task_refuses_top1():
+    supernet = MobileNetV3Supernet(ElasticMobileNetV3(TINY), "tiny", "untrained")
+    with pytest.raises(ValueError, match="no task data"):
+        supernet.evaluate(supernet.net.min_arch())

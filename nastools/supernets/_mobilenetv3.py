@@ -29,6 +29,7 @@ from nastools.supernets._layers import (
     make_divisible,
     same_padding,
 )
+from nastools.supernets._shapes import NetworkShape, network_shape
 
 __all__ = ["ElasticMobileNetV3", "MobileNetV3Config"]
 
@@ -385,6 +386,17 @@ class ElasticMobileNetV3(nn.Module):
     def resolution(self, arch: Mapping[str, int]) -> int:
         """Input resolution of ``arch`` (its ``r``, or the single fixed resolution)."""
         return int(arch.get("r", self.config.resolutions[0]))
+
+    def shape(self, arch: Mapping[str, int]) -> NetworkShape:
+        """Every layer's shape of ``arch``'s sub-network, without building it (validates ``arch``).
+
+        Example:
+            >>> net = ElasticMobileNetV3(MobileNetV3Config())
+            >>> net.shape(net.min_arch()).macs
+            121278672
+        """
+        self.space.validate(arch)
+        return network_shape(self.config, arch)
 
     def set_active(self, arch: Mapping[str, int]) -> None:
         """Make ``arch`` the sub-network that :meth:`forward` runs."""
