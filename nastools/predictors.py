@@ -29,6 +29,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVR
 from sklearn.utils import Tags
 
+from nastools._encoding import onehot_features
 from nastools.space import SearchSpace
 
 __all__ = [
@@ -174,6 +175,8 @@ class ArchFeatures(TransformerMixin, BaseEstimator):
 
     def transform(self, X: Any) -> np.ndarray:  # noqa: N803 - scikit-learn's name
         """Return the one-hot features, shape ``(n, len(space.feature_names()))``."""
+        if isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype.kind in "iu" and len(X):
+            return onehot_features(self.space, X)  # encoded archs, as searches pass them: vectorised
         archs = self._archs(X)
         if not archs:
             return np.zeros((0, int(self.space.n_choices.sum())), dtype=np.float64)

@@ -13,10 +13,10 @@ Example:
     2
 """
 
+from nastools._encoding import active_mask, canonical_x, decode_x, onehot_features
 from nastools.search._algorithms import ALGORITHMS, make_algorithm
 from nastools.search._analysis import hypervolume_at, summarize_traces, validations_to_reach
 from nastools.search._concurrent import ConcurrentNAS, FullSearch
-from nastools.search._encoding import active_mask, canonical_x, decode_x, onehot_features
 from nastools.search._evolutionary import EvolutionarySearch
 from nastools.search._hypervolume import HypervolumeIndicator, pareto_front_mask
 from nastools.search._objectives import KNOWN_METRICS, Objective, parse_objectives

@@ -19,7 +19,7 @@ from pymoo.operators.crossover.ux import UniformCrossover
 from pymoo.operators.sampling.rnd import IntegerRandomSampling
 from pymoo.util.ref_dirs import get_reference_directions
 
-from nastools.search._encoding import canonical_x
+from nastools._encoding import canonical_x
 from nastools.search._operators import CanonicalRepair, ChoiceResetMutation
 from nastools.space import SearchSpace
 

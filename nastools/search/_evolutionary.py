@@ -12,8 +12,8 @@ from pymoo.core.evaluator import Evaluator as PymooEvaluator
 from pymoo.core.population import Population
 from pymoo.problems.static import StaticProblem
 
+from nastools._encoding import canonical_x, decode_x
 from nastools.search._algorithms import make_algorithm
-from nastools.search._encoding import canonical_x, decode_x
 from nastools.search._problem import ArchProblem
 from nastools.search._tactic import Tactic, check_budget
 from nastools.space import Arch

@@ -12,7 +12,7 @@ from pymoo.core.mutation import Mutation
 from pymoo.core.problem import Problem
 from pymoo.core.repair import Repair
 
-from nastools.search._encoding import canonical_x
+from nastools._encoding import canonical_x
 from nastools.space import SearchSpace
 
 __all__ = ["CanonicalRepair", "ChoiceResetMutation"]

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from pymoo.core.problem import Problem
 
-from nastools.search._encoding import canonical_x, decode_x
+from nastools._encoding import canonical_x, decode_x
 from nastools.search._objectives import Objective, parse_objectives
 from nastools.space import Arch, SearchSpace
 

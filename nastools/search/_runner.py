@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -120,7 +121,9 @@ def run_tactic(
         progress: Show a tqdm bar of validations.
 
     Returns:
-        The tactic, finished: see :meth:`Tactic.results` and :meth:`Tactic.trace_frame`.
+        The tactic, finished: see :meth:`Tactic.results` and :meth:`Tactic.trace_frame`;
+        ``tactic.seconds`` holds the wall time spent measuring (``"measure"``) and deciding what to
+        measure (``"search"``: predictors, inner searches, bookkeeping).
 
     Raises:
         ValueError: For objectives the evaluator cannot measure, or a ``search_id`` stored with
@@ -137,9 +140,18 @@ def run_tactic(
     )
     generation = 0
     try:
-        while archs := tactic.ask():
+        while True:
+            start = time.perf_counter()
+            archs = tactic.ask()
+            tactic.seconds["search"] += time.perf_counter() - start
+            if not archs:
+                break
+            start = time.perf_counter()
             values = measure_objectives(evaluator, archs, names, search_id=search_id)
+            tactic.seconds["measure"] += time.perf_counter() - start
+            start = time.perf_counter()
             tactic.tell(archs, values)
+            tactic.seconds["search"] += time.perf_counter() - start
             bar.update(tactic.n_validations - bar.n)
             if recording:
                 store.record_population(

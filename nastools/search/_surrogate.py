@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from nastools._encoding import decode_x
 from nastools.predictors import PREDICTOR_KINDS, make_predictor
 from nastools.search._algorithms import make_algorithm
-from nastools.search._encoding import decode_x
 from nastools.search._objectives import Objective
 from nastools.search._problem import ArchProblem
 from nastools.search._run import run_search

@@ -85,6 +85,8 @@ class Tactic(ABC):
         self._pending: list[Arch] | None = None
         self._finished = False
         self.trace: list[dict[str, float]] = []
+        #: Wall seconds spent measuring and deciding, filled in by :func:`run_tactic`.
+        self.seconds = {"measure": 0.0, "search": 0.0}
 
     @property
     def names(self) -> tuple[str, ...]:

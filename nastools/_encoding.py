@@ -44,7 +44,9 @@ def _tables(space: SearchSpace) -> _Tables:
 def _check(space: SearchSpace, X: np.ndarray) -> np.ndarray:
     X = np.asarray(X)
     if X.ndim != 2 or X.shape[1] != space.n_var:
-        raise ValueError(f"X must have shape (n, {space.n_var}), got {X.shape}")
+        raise ValueError(
+            f"X must have shape (n, {space.n_var}): one of {space.n_var} columns per parameter, got {X.shape}"
+        )
     if X.dtype.kind == "f":
         X = np.rint(X)
     X = X.astype(np.int64, copy=False)

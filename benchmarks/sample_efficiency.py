@@ -1,0 +1,312 @@
+"""Sample efficiency: hypervolume vs number of validations for every search tactic, several seeds.
+
+Problems (``--problem``):
+
+* ``digits-macs``: the embedded supernet, measured top-1 vs MACs (exact, computed).
+* ``digits-latency``: the embedded supernet, measured top-1 vs measured ``cpu-t1-b1`` latency.
+* ``ofa-macs``: OFA MobileNetV3 w1.2, surrogate top-1 (OFA's accuracy predictor) vs MACs.
+* ``ofa-note10``: OFA MobileNetV3 w1.2 (the tables' width), surrogate top-1 vs Note10 look-up-table latency.
+
+Tactics: random, validation-only NSGA-II, full search, warm-started ConcurrentNAS (from the best
+population of a search for another cost: parameters instead of MACs, or another hardware config),
+ConcurrentNAS, ConcurrentNAS on the PopDB space (built from that other search's history) and WeakNAS.
+Every validation goes through the Evaluator into ``benchmarks/cache/<problem>.sqlite``, so a rerun
+reuses what was measured; each finished (tactic, seed) trace is cached in
+``benchmarks/results/sample_efficiency/<problem>/traces.csv`` and skipped on a rerun.
+
+Reference hypervolume: the HV of the union of everything every run validated plus an extended
+ConcurrentNAS run (``--reference-budget`` validations, seed 1000) -- the best front known.
+
+    python benchmarks/sample_efficiency.py --problem ofa-macs --ofa-data ../shared/data/CompOFA
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from _common import RESULTS, machine_header
+from tqdm.auto import tqdm
+
+from nastools.evaluation import Evaluator
+from nastools.lut import LatencyTable
+from nastools.search import (
+    ConcurrentNAS,
+    EvolutionarySearch,
+    FullSearch,
+    HypervolumeIndicator,
+    RandomSearch,
+    WeakNAS,
+    best_population,
+    popdb_space,
+    reference_bounds,
+    run_tactic,
+    summarize_traces,
+    validations_to_reach,
+)
+from nastools.supernets import load_supernet
+
+CACHE = Path(__file__).resolve().parent / "cache"
+
+PROBLEMS = {
+    # name: supernet, objectives, the other cost a warm start / PopDB source search optimises
+    "digits-macs": ("digits-mbv3", {"top1": "max", "macs": "min"}, {"top1": "max", "params": "min"}),
+    "digits-latency": (
+        "digits-mbv3",
+        {"top1": "max", "latency_ms@cpu-t1-b1": "min"},
+        {"top1": "max", "macs": "min"},
+    ),
+    "ofa-macs": ("ofa-mbv3-w1.2", {"top1": "max", "macs": "min"}, {"top1": "max", "params": "min"}),
+    "ofa-note10": (
+        "ofa-mbv3-w1.2",
+        {"top1": "max", "latency_ms@lut-note10": "min"},
+        {"top1": "max", "macs": "min"},
+    ),
+}
+TACTICS = ("random", "nsga2", "full", "warm", "concurrent", "popdb", "weaknas")
+PROFILES = {
+    "quick": {
+        "budget": 200,
+        "seeds": 2,
+        "pop_size": 25,
+        "concurrent_pop_size": 25,
+        "n_gen": 50,
+        "pool_size": 2000,
+        "batch": 25,
+    },
+    "full": {
+        "budget": 1000,
+        "seeds": 5,
+        "pop_size": 50,
+        "concurrent_pop_size": 20,
+        "n_gen": 100,
+        "pool_size": 10_000,
+        "batch": 100,
+    },
+}
+
+
+def exact_objectives(supernet, objectives, tables) -> dict:
+    """Cheap exact objectives computed inside inner searches instead of predicted."""
+    exact = {}
+    if "macs" in objectives:
+        exact["macs"] = lambda archs: [supernet.macs(a) for a in archs]
+    if "params" in objectives:
+        exact["params"] = lambda archs: [supernet.params(a) for a in archs]
+    for name in objectives:
+        key = name.partition("@")[2]
+        if key in (tables or {}):
+            table = LatencyTable.load(tables[key], name=key)
+            exact[name] = lambda archs, table=table: [table.predict(a, supernet.net.config) for a in archs]
+    return exact
+
+
+def make_tactic(name, space, objectives, budget, hv, seed, settings, exact, initial=None):
+    common = {"hypervolume": hv, "seed": seed}
+    pop, batch = settings["pop_size"], settings["batch"]
+    if name == "random":
+        return RandomSearch(space, objectives, budget, batch_size=pop, **common)
+    if name == "nsga2":
+        return EvolutionarySearch(space, objectives, budget, pop_size=pop, **common)
+    if name == "full":
+        return FullSearch(
+            space, objectives, budget, n_initial=2 * batch, pop_size=pop, n_gen=200, exact=exact, **common
+        )
+    if name in ("concurrent", "warm", "popdb", "reference"):
+        return ConcurrentNAS(
+            space,
+            objectives,
+            budget,
+            pop_size=settings["concurrent_pop_size"],
+            n_gen=settings["n_gen"],
+            exact=exact,
+            initial_archs=initial,
+            **common,
+        )
+    if name == "weaknas":
+        return WeakNAS(
+            space,
+            objectives,
+            budget,
+            pool_size=settings["pool_size"],
+            batch_size=batch,
+            top_k=10 * batch,
+            **common,
+        )
+    raise ValueError(f"unknown tactic {name!r}; choose from {TACTICS}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--problem", choices=sorted(PROBLEMS), default="digits-macs")
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="quick")
+    parser.add_argument("--tactics", nargs="+", default=list(TACTICS), choices=TACTICS)
+    parser.add_argument("--seeds", type=int, help="number of seeds (profile default)")
+    parser.add_argument("--budget", type=int, help="validations per run (profile default)")
+    parser.add_argument("--reference-budget", type=int, help="extended search budget (default 2x budget)")
+    parser.add_argument("--ofa-data", help="folder with acc_predictor.pth and latency tables (OFA problems)")
+    args = parser.parse_args()
+
+    settings = dict(PROFILES[args.profile])
+    budget = args.budget or settings["budget"]
+    n_seeds = args.seeds or settings["seeds"]
+    supernet_name, objectives, source_objectives = PROBLEMS[args.problem]
+    supernet = (
+        load_supernet(supernet_name, ofa_data=args.ofa_data)
+        if args.ofa_data
+        else load_supernet(supernet_name)
+    )
+    CACHE.mkdir(exist_ok=True)
+    tables = {"lut-note10": Path(args.ofa_data) / "latency_table@note10"} if args.ofa_data else None
+    evaluator = Evaluator(supernet, CACHE / f"{args.problem}.sqlite", progress=False, latency_tables=tables)
+    out = RESULTS / "sample_efficiency" / args.problem
+    out.mkdir(parents=True, exist_ok=True)
+    traces_path, runs_path = out / "traces.csv", out / "runs.csv"
+    traces = pd.read_csv(traces_path) if traces_path.exists() else pd.DataFrame()
+    runs = pd.read_csv(runs_path) if runs_path.exists() else pd.DataFrame()
+    fronts_path = out / "validated.csv"
+    validated = pd.read_csv(fronts_path) if fronts_path.exists() else pd.DataFrame()
+
+    bounds = reference_bounds(evaluator, objectives)
+    hv = HypervolumeIndicator(objectives, bounds)
+    space = supernet.space
+    exact = exact_objectives(supernet, objectives, tables)
+    exact_source = exact_objectives(supernet, source_objectives, tables)
+    tag = f"{args.profile}-b{budget}"
+
+    def done(tactic, seed):
+        return not runs.empty and ((runs.tactic == tactic) & (runs.seed == seed) & (runs.tag == tag)).any()
+
+    def record(tactic_name, seed, tactic):
+        nonlocal traces, runs, validated
+        trace = tactic.trace_frame().assign(tactic=tactic_name, seed=seed, tag=tag)
+        traces = pd.concat([traces, trace], ignore_index=True)
+        row = {
+            "tactic": tactic_name,
+            "seed": seed,
+            "tag": tag,
+            "n_validations": tactic.n_validations,
+            "final_hv": trace.hypervolume.iloc[-1],
+            "measure_s": round(tactic.seconds["measure"], 2),
+            "search_s": round(tactic.seconds["search"], 2),
+        }
+        if isinstance(tactic, WeakNAS):
+            row["best"] = json.dumps(tactic.best())
+        runs = pd.concat([runs, pd.DataFrame([row])], ignore_index=True)
+        validated = pd.concat(
+            [validated, tactic.results().assign(tactic=tactic_name, seed=seed, tag=tag)], ignore_index=True
+        )
+        traces.to_csv(traces_path, index=False)
+        runs.to_csv(runs_path, index=False)
+        validated.to_csv(fronts_path, index=False)
+
+    jobs = [(t, s) for s in range(n_seeds) for t in args.tactics]
+    reference_budget = args.reference_budget or 2 * budget
+    jobs.append(("reference", 1000))
+    for tactic_name, seed in tqdm(jobs, desc=args.problem, unit="run"):
+        if done(tactic_name, seed):
+            continue
+        initial, run_space = None, space
+        if tactic_name in ("warm", "popdb"):
+            source_id = f"source-{tag}-s{seed}"
+            source = make_tactic(
+                "concurrent", space, source_objectives, budget // 2, None, seed, settings, exact_source
+            )
+            run_tactic(source, evaluator, search_id=source_id, progress=False)
+            if tactic_name == "warm":
+                initial = best_population(evaluator.store, source_id, space)
+            else:
+                history = evaluator.store.history(source_id)
+                run_space = popdb_space(space, [space.from_key(k) for k in history.arch], threshold=0.2).space
+        run_budget = reference_budget if tactic_name == "reference" else budget
+        tactic = make_tactic(
+            tactic_name, run_space, objectives, run_budget, hv, seed, settings, exact, initial
+        )
+        start = time.perf_counter()
+        run_tactic(tactic, evaluator, search_id=f"{tactic_name}-{tag}-s{seed}", progress=True)
+        print(
+            f"{tactic_name} seed {seed}: HV {tactic.trace[-1]['hypervolume']:.4f} "
+            f"after {tactic.n_validations} validations, {time.perf_counter() - start:.0f} s"
+        )
+        record(tactic_name, seed, tactic)
+
+    report(args.problem, tag, traces, runs, validated, hv, budget, settings)
+
+
+def report(problem, tag, traces, runs, validated, hv, budget, settings) -> None:
+    names = [o.name for o in hv.objectives]
+    ours = validated[validated.tag == tag]
+    reference_hv = hv(ours[names])
+    tactic_traces = traces[(traces.tag == tag) & (traces.tactic != "reference")]
+    checkpoints = [n for n in (100, 250, 500, 1000) if n <= budget]
+    summary = summarize_traces(
+        tactic_traces, reference_hv, fractions=(0.9, 0.95, 0.98), checkpoints=checkpoints
+    )
+    overhead = runs[runs.tag == tag].groupby("tactic")[["measure_s", "search_s"]].mean()
+    summary = summary.join(overhead, on="tactic")
+
+    ratio_text = ""
+    if {"weaknas", "concurrent"} <= set(tactic_traces.tactic):
+        ratios = []
+        for _, group in tactic_traces.groupby("seed"):
+            weak = group[group.tactic == "weaknas"]
+            conc = group[group.tactic == "concurrent"]
+            if weak.empty or conc.empty:
+                continue
+            target = weak.hypervolume.max()
+            needed_weak = validations_to_reach(weak, target)
+            needed_conc = validations_to_reach(conc, target)
+            ratios.append(needed_weak / needed_conc if np.isfinite(needed_conc) else float("nan"))
+        ratio_text = (
+            f"WeakNAS validations / ConcurrentNAS validations to reach the HV WeakNAS reaches with its "
+            f"whole budget ({budget}): per seed {[round(r, 2) for r in ratios]}, mean "
+            f"**{np.nanmean(ratios):.2f}** (NaN: ConcurrentNAS never reached it)."
+        )
+    best = (
+        runs[(runs.tag == tag) & runs.get("best", pd.Series(dtype=str)).notna()] if "best" in runs else None
+    )
+    best_text = ""
+    if best is not None and len(best):
+        best_text = "WeakNAS single best answer per seed: " + "; ".join(
+            f"seed {r.seed}: {r.best}" for r in best.itertuples()
+        )
+    bounds = ", ".join(f"{k}: ({lo:.4g}, {hi:.4g})" for k, (lo, hi) in hv.bounds.items())
+    text = "\n".join(
+        [
+            f"# Sample efficiency: {problem}",
+            "",
+            machine_header(),
+            "",
+            f"Profile `{tag}`; objectives {names}; HV box {bounds} (smallest/largest sub-network "
+            "+5% margin, see `reference_bounds`). Reference HV "
+            f"**{reference_hv:.4f}** = HV of everything every run (tactics and the extended "
+            "ConcurrentNAS reference run) validated. `val_to_p%`: mean validations to reach p% of it over "
+            "the seeds that did (`reached_p%` of them); `hv@n`: mean (sd) HV after n validations; "
+            "`measure_s`/`search_s`: mean wall seconds per run spent validating / deciding.",
+            "",
+            f"Settings: {settings}; NSGA-II and random use `pop_size`, ConcurrentNAS `concurrent_pop_size` "
+            "with `n_gen` inner generations (ridge for top-1, exact MACs or table latency), full search "
+            "2 x `batch` random archs then 200 generations, WeakNAS `pool_size`, `batch` per round, top "
+            "10 x `batch`, gradient boosting; warm start and PopDB come from a ConcurrentNAS search of half "
+            "the budget for the problem's other cost (parameters instead of MACs, MACs instead of latency).",
+            "",
+            summary.round(4).to_markdown(index=False),
+            "",
+            ratio_text,
+            "",
+            best_text,
+            "",
+        ]
+    )
+    out = RESULTS / "sample_efficiency" / problem
+    (out / f"summary-{tag}.md").write_text(text)
+    summary.to_csv(out / f"summary-{tag}.csv", index=False)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
