@@ -148,10 +148,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, help="number of seeds (profile default)")
     parser.add_argument("--budget", type=int, help="validations per run (profile default)")
     parser.add_argument("--reference-budget", type=int, help="extended search budget (default 2x budget)")
+    parser.add_argument(
+        "--popdb-threshold", type=float, default=0.1, help="PopDB share below which values go"
+    )
     parser.add_argument("--ofa-data", help="folder with acc_predictor.pth and latency tables (OFA problems)")
     args = parser.parse_args()
 
-    settings = dict(PROFILES[args.profile])
+    settings = dict(PROFILES[args.profile], popdb_threshold=args.popdb_threshold)
     budget = args.budget or settings["budget"]
     n_seeds = args.seeds or settings["seeds"]
     supernet_name, objectives, source_objectives = PROBLEMS[args.problem]
@@ -221,13 +224,16 @@ def main() -> None:
                 initial = best_population(evaluator.store, source_id, space)
             else:
                 history = evaluator.store.history(source_id)
-                run_space = popdb_space(space, [space.from_key(k) for k in history.arch], threshold=0.2).space
+                run_space = popdb_space(
+                    space, [space.from_key(k) for k in history.arch], threshold=args.popdb_threshold
+                ).space
         run_budget = reference_budget if tactic_name == "reference" else budget
         tactic = make_tactic(
             tactic_name, run_space, objectives, run_budget, hv, seed, settings, exact, initial
         )
         start = time.perf_counter()
-        run_tactic(tactic, evaluator, search_id=f"{tactic_name}-{tag}-s{seed}", progress=True)
+        run_name = f"popdb{args.popdb_threshold}" if tactic_name == "popdb" else tactic_name
+        run_tactic(tactic, evaluator, search_id=f"{run_name}-{tag}-s{seed}", progress=True)
         print(
             f"{tactic_name} seed {seed}: HV {tactic.trace[-1]['hypervolume']:.4f} "
             f"after {tactic.n_validations} validations, {time.perf_counter() - start:.0f} s"

@@ -7,9 +7,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
+from torch import nn
 from tqdm.auto import tqdm
 
-from nastools.hardware import HardwareConfig, LookupTableHardware, hardware_from_key, measure_latency
+from nastools.hardware import HardwareConfig, LookupTableHardware, hardware_from_key, measure_latencies
 from nastools.lut import LatencyTable, missing_table_message
 from nastools.store import ResultStore
 from nastools.supernets import Supernet
@@ -38,6 +39,11 @@ class Evaluator:
         supernet: What to measure.
         store: A :class:`ResultStore`, a path to one, or None to keep nothing.
         min_run_time: Seconds of timed runs per latency measurement (``torch.utils.benchmark``).
+        latency_rounds: Latencies of up to ``latency_group`` archs are timed together, interleaved
+            in this many rounds (:func:`~nastools.hardware.measure_latencies`), so that a busy
+            phase of the machine does not land on a few archs only. Each group's latencies are
+            stored once the group is timed; everything else is stored as each arch is measured.
+        latency_group: How many sub-networks are timed together (they are held in memory).
         max_relative_spread: Latency whose IQR/median exceeds this is flagged.
         progress: Show a tqdm bar.
         latency_tables: For look-up-table hardware keys (``lut-note10``, ``lut-i7-8700k``, see
@@ -62,6 +68,8 @@ class Evaluator:
         max_relative_spread: float = 0.1,
         progress: bool = True,
         latency_tables: Mapping[str, LatencyTable | str | Path] | None = None,
+        latency_rounds: int = 5,
+        latency_group: int = 25,
     ) -> None:
         self.supernet = supernet
         self.store = ResultStore(store) if isinstance(store, (str, Path)) else store
@@ -72,6 +80,12 @@ class Evaluator:
         for key in self.latency_tables:
             LookupTableHardware.from_key(key)  # a table only makes sense for a lut-<platform> key
         self._checked_tables: set[str] = set()
+        if latency_rounds < 1 or latency_group < 1:
+            raise ValueError(
+                f"latency_rounds and latency_group must be >= 1, got {latency_rounds}, {latency_group}"
+            )
+        self.latency_rounds = latency_rounds
+        self.latency_group = latency_group
         self.n_measured = 0
 
     def measure(
@@ -125,17 +139,30 @@ class Evaluator:
         config_by_key = {c.key: c for c in configs}
 
         known = self._stored(keys, slots)
-        rows: list[dict] = []
-        bar = tqdm(keys, desc="measuring", unit="arch", disable=not self.progress, leave=False)
-        for key in bar:
-            missing = [slot for slot in slots if (key, *slot) not in known]
-            new_rows = self._measure_one(key, missing, config_by_key, search_id) if missing else []
-            fresh = {(row["metric"], row["hardware"]): row for row in new_rows}
-            for metric, hw in slots:
-                if (key, metric, hw) in known:
-                    rows.append({**known[(key, metric, hw)], "reused": True})
-                else:
-                    rows.append({**fresh[(metric, hw)], "reused": False})
+        timed = [(m, hw) for m, hw in slots if isinstance(config_by_key.get(hw), HardwareConfig)]
+        fresh: dict[tuple[str, str, str], dict] = {}
+        bar = tqdm(total=len(keys), desc="measuring", unit="arch", disable=not self.progress, leave=False)
+        for start in range(0, len(keys), self.latency_group):
+            group = keys[start : start + self.latency_group]
+            subnets: dict[str, nn.Module] = {}
+            for key in group:
+                missing = [slot for slot in slots if (key, *slot) not in known and slot not in timed]
+                for row in self._measure_one(key, missing, search_id, subnets) if missing else []:
+                    fresh[(key, row["metric"], row["hardware"])] = row
+                if not timed:
+                    bar.update()
+            for metric, hw in timed:
+                untimed = [key for key in group if (key, metric, hw) not in known]
+                for row in self._time_latencies(untimed, config_by_key[hw], search_id, subnets):
+                    fresh[(row["arch"], metric, hw)] = row
+            if timed:
+                bar.update(len(group))
+        bar.close()
+        rows = [
+            {**known[slot], "reused": True} if slot in known else {**fresh[slot], "reused": False}
+            for key in keys
+            for slot in ((key, metric, hw) for metric, hw in slots)
+        ]
         return pd.DataFrame([{c: row.get(c) for c in COLUMNS} for row in rows], columns=COLUMNS)
 
     def _check_top1(self) -> None:
@@ -181,61 +208,89 @@ class Evaluator:
                 known[(key, metric, hw)] = row
         return known
 
+    def _row(self, key: str, metric: str, hw: str, value: float, search_id: str | None, **extra) -> dict:
+        return {
+            "supernet_id": self.supernet.supernet_id,
+            "checkpoint_hash": self.supernet.checkpoint_hash,
+            "arch": key,
+            "metric": metric,
+            "hardware": hw,
+            "value": float(value),
+            "spread": extra.get("spread"),
+            "repeats": extra.get("repeats", 1),
+            "flagged": int(extra.get("flagged", False)),
+            "timestamp": datetime.now(timezone.utc).isoformat(),
+            "search_id": search_id,
+        }
+
+    def _subnet(self, key: str, subnets: dict[str, nn.Module]) -> nn.Module:
+        if key not in subnets:
+            subnets[key] = self.supernet.subnet(self.supernet.space.from_key(key))
+        return subnets[key]
+
     def _measure_one(
         self,
         key: str,
         slots: list[tuple[str, str]],
-        configs: Mapping[str, HardwareConfig | LookupTableHardware],
         search_id: str | None,
+        subnets: dict[str, nn.Module],
     ) -> list[dict]:
+        """Measure what needs no timing (top1, MACs, params, table latencies) and store it."""
         supernet = self.supernet
         arch = supernet.space.from_key(key)
-        extracted = None
-        timestamp = datetime.now(timezone.utc).isoformat()
         rows = []
         for metric, hw in slots:
-            spread, repeats, flagged = None, 1, False
-            subnet = None
-            if self._needs_subnet(metric, hw):
-                extracted = supernet.subnet(arch) if extracted is None else extracted
-                subnet = extracted
+            subnet = self._subnet(key, subnets) if self._needs_subnet(metric, hw) else None
+            spread = None
             if metric == "top1":
                 value = supernet.evaluate(arch, subnet=subnet)
             elif metric == "macs":
                 value = supernet.macs(arch, subnet=subnet)
             elif metric == "params":
                 value = supernet.params(arch, subnet=subnet)
-            elif hw.startswith("lut-"):
+            else:
                 value = self.latency_tables[hw].predict(arch, supernet.net.config)
                 spread = 0.0
-            else:
-                latency = measure_latency(
-                    subnet,
-                    supernet.input_shape(arch),
-                    configs[hw],
-                    min_run_time=self.min_run_time,
-                    max_relative_spread=self.max_relative_spread,
-                )
-                value, spread = latency.median_ms, latency.spread_ms
-                repeats, flagged = latency.repeats, latency.flagged
-            rows.append(
-                {
-                    "supernet_id": supernet.supernet_id,
-                    "checkpoint_hash": supernet.checkpoint_hash,
-                    "arch": key,
-                    "metric": metric,
-                    "hardware": hw,
-                    "value": float(value),
-                    "spread": spread,
-                    "repeats": repeats,
-                    "flagged": int(flagged),
-                    "timestamp": timestamp,
-                    "search_id": search_id,
-                }
-            )
+            rows.append(self._row(key, metric, hw, value, search_id, spread=spread))
         if self.store is not None:
             self.store.add(rows)
         self.n_measured += 1
+        return rows
+
+    def _time_latencies(
+        self,
+        keys: list[str],
+        config: HardwareConfig,
+        search_id: str | None,
+        subnets: dict[str, nn.Module],
+    ) -> list[dict]:
+        """Time the sub-networks of ``keys`` on ``config``, interleaved, and store the rows."""
+        if not keys:
+            return []
+        space = self.supernet.space
+        timings = measure_latencies(
+            [self._subnet(key, subnets) for key in keys],
+            [self.supernet.input_shape(space.from_key(key)) for key in keys],
+            config,
+            rounds=self.latency_rounds,
+            min_run_time=self.min_run_time,
+            max_relative_spread=self.max_relative_spread,
+        )
+        rows = [
+            self._row(
+                key,
+                "latency_ms",
+                config.key,
+                t.median_ms,
+                search_id,
+                spread=t.spread_ms,
+                repeats=t.repeats,
+                flagged=t.flagged,
+            )
+            for key, t in zip(keys, timings)
+        ]
+        if self.store is not None:
+            self.store.add(rows)
         return rows
 
 

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch.utils import benchmark
 
@@ -26,6 +28,7 @@ __all__ = [
     "LookupTableHardware",
     "default_hardware_configs",
     "hardware_from_key",
+    "measure_latencies",
     "measure_latency",
 ]
 
@@ -307,7 +310,9 @@ def measure_latency(
     The model runs in eval mode under ``torch.inference_mode()`` on a random batch of
     ``hardware.batch_size`` samples, after a few untimed warm-up calls, with
     ``hardware.threads`` intra-op threads. Torch's thread count, the model's training flags and
-    its device are restored afterwards, also when the model raises.
+    its device are restored afterwards, also when the model raises. To compare many models, use
+    :func:`measure_latencies`, which interleaves them so that slow phases of a shared machine do
+    not fall on some of them only.
 
     Args:
         model: The network to time.
@@ -323,49 +328,106 @@ def measure_latency(
     Raises:
         ValueError: If ``hardware`` cannot be measured here or ``input_shape`` is invalid.
     """
+    return measure_latencies(
+        [model],
+        [input_shape],
+        hardware,
+        rounds=1,
+        min_run_time=min_run_time,
+        max_relative_spread=max_relative_spread,
+    )[0]
+
+
+def measure_latencies(
+    models: Sequence[torch.nn.Module],
+    input_shapes: Sequence[tuple[int, ...]],
+    hardware: HardwareConfig,
+    *,
+    rounds: int = 5,
+    min_run_time: float = 0.2,
+    max_relative_spread: float = 0.1,
+) -> list[LatencyMeasurement]:
+    """Time several models on one target, interleaved: ``rounds`` passes over all of them.
+
+    Each pass gives every model ``min_run_time / rounds`` seconds of ``blocked_autorange``; a
+    model's latency is the median of all its timed blocks over the passes. Interleaving spreads
+    the machine's slow and fast phases (other processes, frequency changes) evenly over the models,
+    which keeps their order stable between two profiling runs; see
+    ``benchmarks/latency_repeatability.py``. Everything else is as in :func:`measure_latency`.
+
+    Example:
+        >>> nets = [torch.nn.Linear(8, 8), torch.nn.Linear(8, 512)]
+        >>> timings = measure_latencies(nets, [(8,), (8,)], HardwareConfig(threads=1), min_run_time=0.05)
+        >>> len(timings), all(t.median_ms > 0 for t in timings)
+        (2, True)
+    """
     hardware.validate()
-    shape = tuple(input_shape)
-    if not shape or not all(isinstance(d, int) and d > 0 for d in shape):
-        raise ValueError(f"input_shape must be a non-empty tuple of positive ints, got {shape!r}")
+    shapes = [tuple(shape) for shape in input_shapes]
+    if len(shapes) != len(models):
+        raise ValueError(f"{len(models)} models but {len(shapes)} input shapes")
+    for shape in shapes:
+        if not shape or not all(isinstance(d, int) and d > 0 for d in shape):
+            raise ValueError(f"input_shape must be a non-empty tuple of positive ints, got {shape!r}")
     if min_run_time <= 0:
         raise ValueError(f"min_run_time must be positive, got {min_run_time!r}")
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds!r}")
 
     device = torch.device(hardware.device)
-    original_device = _model_device(model)
-    training_flags = {module: module.training for module in model.modules()}
+    original_devices = [_model_device(model) for model in models]
+    training_flags = {module: module.training for model in models for module in model.modules()}
     original_threads = torch.get_num_threads()
+    times: list[list[float]] = [[] for _ in models]
     try:
-        if original_device is not None and original_device != device:
-            model.to(device)
-        model.eval()
         torch.set_num_threads(hardware.threads)
-        inputs = torch.randn((hardware.batch_size, *shape), device=device)
+        timers, run_times = [], []
         with torch.inference_mode():
-            for _ in range(_WARMUP_CALLS):
-                model(inputs)
-            timer = benchmark.Timer(
-                stmt="model(inputs)",
-                globals={"model": model, "inputs": inputs},
-                num_threads=hardware.threads,
-                label="measure_latency",
-                description=hardware.key,
-            )
-            probe = timer.timeit(number=1)
-            run_time = max(min_run_time, 1.5 * MIN_REPEATS * probe.median)
-            result = timer.blocked_autorange(min_run_time=run_time)
+            for model, shape, original in zip(models, shapes, original_devices):
+                if original is not None and original != device:
+                    model.to(device)
+                model.eval()
+                inputs = torch.randn((hardware.batch_size, *shape), device=device)
+                for _ in range(_WARMUP_CALLS):
+                    model(inputs)
+                timer = benchmark.Timer(
+                    stmt="model(inputs)",
+                    globals={"model": model, "inputs": inputs},
+                    num_threads=hardware.threads,
+                    label="measure_latency",
+                    description=hardware.key,
+                )
+                probe = timer.timeit(number=1)
+                timers.append(timer)
+                # at least MIN_REPEATS timed runs in all, spread over the rounds
+                run_times.append(max(min_run_time, 1.5 * MIN_REPEATS * probe.median) / rounds)
+            for _ in range(rounds):
+                for i, timer in enumerate(timers):
+                    times[i] += timer.blocked_autorange(min_run_time=run_times[i]).times
+            for i, timer in enumerate(timers):  # a busy machine can leave too few blocks: extend
+                for _ in range(MIN_REPEATS):
+                    if len(times[i]) >= MIN_REPEATS:
+                        break
+                    times[i] += timer.blocked_autorange(min_run_time=run_times[i]).times
     finally:
         torch.set_num_threads(original_threads)
         for module, flag in training_flags.items():
             module.training = flag
-        if original_device is not None and original_device != device:
-            model.to(original_device)
+        for model, original in zip(models, original_devices):
+            if original is not None and original != device:
+                model.to(original)
 
-    median_ms = result.median * 1e3
-    spread_ms = result.iqr * 1e3
-    relative = spread_ms / median_ms if median_ms > 0 else float("inf")
-    return LatencyMeasurement(
-        median_ms=median_ms,
-        spread_ms=spread_ms,
-        repeats=len(result.times),
-        flagged=relative > max_relative_spread or len(result.times) < MIN_REPEATS,
-    )
+    results = []
+    for per_model in times:
+        median_ms = float(np.median(per_model)) * 1e3
+        q1, q3 = np.percentile(per_model, [25, 75])
+        spread_ms = float(q3 - q1) * 1e3
+        relative = spread_ms / median_ms if median_ms > 0 else float("inf")
+        results.append(
+            LatencyMeasurement(
+                median_ms=median_ms,
+                spread_ms=spread_ms,
+                repeats=len(per_model),
+                flagged=relative > max_relative_spread or len(per_model) < MIN_REPEATS,
+            )
+        )
+    return results

@@ -106,6 +106,7 @@ class Tactic(ABC):
     def config(self) -> dict[str, Any]:
         """JSON-serialisable settings (stored with the search, so a resumed run must match)."""
         return {
+            "space": {name: list(choices) for name, choices in self.space.choices.items()},
             "objectives": {o.name: o.direction for o in self.objectives},
             "n_validations": self.n_validations_max,
             "seed": self.seed,
