@@ -1,9 +1,10 @@
 """Latency repeatability: Kendall tau between two independent profiling passes over random subnets.
 
 Each default hardware config is profiled twice over the same random sub-networks (pass 2 in a
-different order, so drift over time cannot masquerade as agreement). Target at cpu-t1-b1: tau >= 0.95.
+different order, so drift over time cannot masquerade as agreement), each pass as the Evaluator
+does it: all sub-networks timed interleaved in ``--rounds`` rounds. Target at cpu-t1-b1: tau >= 0.95.
 
-    python benchmarks/latency_repeatability.py [--n-archs 100]
+    python benchmarks/latency_repeatability.py [--n-archs 100] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -14,9 +15,8 @@ import numpy as np
 import pandas as pd
 from _common import RESULTS, write_results
 from scipy.stats import kendalltau
-from tqdm.auto import tqdm
 
-from nastools.hardware import default_hardware_configs, measure_latency
+from nastools.hardware import default_hardware_configs, measure_latencies
 from nastools.supernets import load_supernet
 
 
@@ -24,6 +24,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n-archs", type=int, default=100)
     parser.add_argument("--min-run-time", type=float, default=0.1)
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="interleaved rounds per pass (1: one arch after another)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     supernet = load_supernet()
@@ -35,13 +38,16 @@ def main() -> None:
     for hardware in default_hardware_configs():
         passes = []
         for order in (np.arange(len(archs)), rng.permutation(len(archs))):
+            timings = measure_latencies(
+                [subnets[i] for i in order],
+                [shapes[i] for i in order],
+                hardware,
+                rounds=args.rounds,
+                min_run_time=args.min_run_time,
+            )
             latency = np.empty(len(archs))
-            flagged = 0
-            for i in tqdm(order, desc=hardware.key, leave=False):
-                m = measure_latency(subnets[i], shapes[i], hardware, min_run_time=args.min_run_time)
-                latency[i] = m.median_ms
-                flagged += m.flagged
-            passes.append((latency, flagged))
+            latency[order] = [t.median_ms for t in timings]
+            passes.append((latency, sum(t.flagged for t in timings)))
         (first, flagged_1), (second, flagged_2) = passes
         rows.append(
             {
@@ -63,8 +69,9 @@ def main() -> None:
     pd.DataFrame(per_arch).to_csv(RESULTS / "latency_passes.csv", index=False)
     tau = table.set_index("hardware").kendall_tau
     summary = (
-        f"{args.n_archs} random sub-networks of the embedded supernet, two passes per config, "
-        f"min_run_time {args.min_run_time} s per measurement (torch.utils.benchmark).\n\n"
+        f"{args.n_archs} random sub-networks of the embedded supernet, two passes per config (the second "
+        f"in another order), min_run_time {args.min_run_time} s per sub-network, interleaved in "
+        f"{args.rounds} rounds (`measure_latencies`, torch.utils.benchmark).\n\n"
         f"**Kendall tau at cpu-t1-b1: {tau.get('cpu-t1-b1', float('nan')):.3f}** (target >= 0.95)."
     )
     path = write_results("latency_repeatability", "Latency repeatability", summary, table.round(4))

@@ -151,10 +151,12 @@ def main() -> None:
     parser.add_argument(
         "--popdb-threshold", type=float, default=0.1, help="PopDB share below which values go"
     )
+    parser.add_argument("--report-only", action="store_true", help="only rewrite the summary from the cache")
     parser.add_argument("--ofa-data", help="folder with acc_predictor.pth and latency tables (OFA problems)")
     args = parser.parse_args()
 
     settings = dict(PROFILES[args.profile], popdb_threshold=args.popdb_threshold)
+    settings.update(budget=args.budget or settings["budget"], seeds=args.seeds or settings["seeds"])
     budget = args.budget or settings["budget"]
     n_seeds = args.seeds or settings["seeds"]
     supernet_name, objectives, source_objectives = PROBLEMS[args.problem]
@@ -210,8 +212,8 @@ def main() -> None:
     jobs = [(t, s) for s in range(n_seeds) for t in args.tactics]
     reference_budget = args.reference_budget or 2 * budget
     jobs.append(("reference", 1000))
-    for tactic_name, seed in tqdm(jobs, desc=args.problem, unit="run"):
-        if done(tactic_name, seed):
+    for tactic_name, seed in tqdm(jobs, desc=args.problem, unit="run", disable=args.report_only):
+        if args.report_only or done(tactic_name, seed):
             continue
         initial, run_space = None, space
         if tactic_name in ("warm", "popdb"):
