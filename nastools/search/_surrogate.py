@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from nastools._encoding import decode_x
-from nastools.predictors import PREDICTOR_KINDS, make_predictor
+from nastools.predictors import PREDICTOR_KINDS, make_predictor, single_threaded
 from nastools.search._algorithms import make_algorithm
 from nastools.search._objectives import Objective
 from nastools.search._problem import ArchProblem
@@ -65,8 +65,9 @@ def search_on_predictors(
         The final population's archs and its predicted (natural-unit) objective matrix.
     """
     predictors = {}
-    for name, kind in kinds.items():
-        predictors[name] = make_predictor(space, kind, seed=seed).fit(space.encode(archs), values[name])
+    with single_threaded():
+        for name, kind in kinds.items():
+            predictors[name] = make_predictor(space, kind, seed=seed).fit(space.encode(archs), values[name])
 
     def evaluate(X: np.ndarray) -> dict[str, np.ndarray]:
         out = {name: model.predict(X) for name, model in predictors.items()}
@@ -86,6 +87,7 @@ def search_on_predictors(
         initial_X=initial_X,
         **dict(algorithm_options or {}),
     )
-    result = run_search(problem, engine, n_gen=n_gen, seed=seed)
+    with single_threaded():
+        result = run_search(problem, engine, n_gen=n_gen, seed=seed)
     X = np.asarray(result.pop.get("X")).astype(np.int64)
     return decode_x(space, X), problem.values(result.pop.get("F"))

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from nastools.predictors import PREDICTOR_KINDS, make_predictor
+from nastools.predictors import PREDICTOR_KINDS, make_predictor, single_threaded
 from nastools.search._tactic import Tactic, check_budget
 from nastools.space import Arch
 
@@ -73,6 +73,8 @@ class WeakNAS(Tactic):
         self.pool_filter = pool_filter
         self.round = 0
         self._pool: list[Arch] | None = None
+        self._pool_keys: list[str] = []
+        self._pool_X = np.empty((0, self.space.n_var), dtype=np.int64)
 
     def config(self) -> dict[str, Any]:  # noqa: D102 - documented on Tactic
         return {
@@ -97,28 +99,31 @@ class WeakNAS(Tactic):
             if not unique:
                 raise ValueError("the WeakNAS pool is empty: pool_filter rejected every sampled arch")
             self._pool = list(unique.values())
+            self._pool_keys = list(unique)
+            self._pool_X = self.space.encode(self._pool)
         return self._pool
 
     def _propose(self) -> list[Arch] | None:
         pool = self.pool
-        validated = self._values
-        candidates = [arch for arch in pool if self.space.key(arch) not in validated]
-        if not candidates:
+        open_rows = np.array(
+            [i for i, key in enumerate(self._pool_keys) if key not in self._values], dtype=int
+        )
+        if not len(open_rows):
             return None
         if self.round == 0:
-            first = list(self.initial_archs or [])[: self.batch_size]
-            rest = [a for a in candidates if a not in first]
-            picks = self.rng.choice(
-                len(rest), size=min(self.batch_size - len(first), len(rest)), replace=False
-            )
-            proposal = first + [rest[i] for i in sorted(picks)]
+            first = [self.space.key(a) for a in (self.initial_archs or [])][: self.batch_size]
+            rest = np.array([i for i in open_rows if self._pool_keys[i] not in first], dtype=int)
+            size = min(self.batch_size - len(first), len(rest))
+            picks = self.rng.choice(rest, size=size, replace=False) if size > 0 else []
+            proposal = [self.space.from_key(k) for k in first] + [pool[i] for i in sorted(picks)]
         else:
-            model = make_predictor(self.space, self.predictor, seed=self.seed)
-            model.fit(self.space.encode(self._measured_archs()), self.values[self.target])
-            score = self._target_sign * model.predict(self.space.encode(candidates))  # lower is better
-            top = np.argsort(score, kind="stable")[: self.top_k]
+            with single_threaded():
+                model = make_predictor(self.space, self.predictor, seed=self.seed)
+                model.fit(self.space.encode(self._measured_archs()), self.values[self.target])
+                score = self._target_sign * model.predict(self._pool_X[open_rows])  # lower is better
+            top = open_rows[np.argsort(score, kind="stable")[: self.top_k]]
             picks = self.rng.choice(top, size=min(self.batch_size, len(top)), replace=False)
-            proposal = [candidates[i] for i in sorted(picks)]
+            proposal = [pool[i] for i in sorted(picks)]
         self.round += 1
         return proposal
 
