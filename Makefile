@@ -8,10 +8,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 OUT_DIR ?= results
 PROFILE ?= smoke
+# benchmarks: quick (CI-sized) or full (5 seeds x 1,000 validations); OFA's predictor and tables live here
+BENCH_PROFILE ?= quick
+OFA_DATA ?= ../shared/data/CompOFA
+# torch threads for validations in the notebooks (empty: all cores; 1 is faster on busy shared cores)
+THREADS ?=
 
-.PHONY: all quickstart test test-slow test-all lint train bench lab clean
+.PHONY: all notebooks quickstart test test-slow test-all test-notebooks lint train bench lab clean
 
-all: quickstart
+all: notebooks
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +24,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $@
+
+# The experiment notebooks, headless with papermill, in order: $(OUT_DIR)/$(PROFILE)/<notebook>/.
+notebooks: $(VENV)/.installed
+	$(PY) -m nastools.notebooks --profile $(PROFILE) --out-dir $(OUT_DIR)/$(PROFILE) $(if $(THREADS),--threads $(THREADS))
 
 quickstart: $(VENV)/.installed
 	$(PY) -m nastools.quickstart --out-dir $(OUT_DIR)/quickstart
@@ -33,6 +42,9 @@ test-slow: $(VENV)/.installed
 test-all: $(VENV)/.installed
 	$(PY) -m pytest -m ""
 
+test-notebooks: $(VENV)/.installed
+	$(PY) -m pytest -m notebook tests/test_notebooks.py
+
 lint: $(VENV)/.installed
 	$(PY) -m ruff check nastools tests benchmarks
 	$(PY) -m ruff format --check nastools tests benchmarks
@@ -41,8 +53,14 @@ train: $(VENV)/.installed
 	$(PY) -m nastools.training --out data/digits-mbv3.pt --report
 
 bench: $(VENV)/.installed
-	$(PY) benchmarks/validation_cost.py
-	$(PY) benchmarks/latency_repeatability.py
+	cd benchmarks && ../$(PY) validation_cost.py
+	cd benchmarks && ../$(PY) latency_repeatability.py
+	cd benchmarks && ../$(PY) search_overhead.py
+	cd benchmarks && ../$(PY) sample_efficiency.py --problem digits-macs --profile $(BENCH_PROFILE)
+	if [ -d "$(OFA_DATA)" ]; then for p in ofa-macs ofa-note10; do \
+	  (cd benchmarks && ../$(PY) sample_efficiency.py --problem $$p --profile $(BENCH_PROFILE) \
+	    --ofa-data "$(abspath $(OFA_DATA))") || exit 1; done; \
+	else echo "OFA data not found at $(OFA_DATA): skipping the OFA problems (set OFA_DATA=...)"; fi
 
 lab: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e ".[test,lab]"

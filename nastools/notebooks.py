@@ -1,0 +1,263 @@
+"""Run the experiment notebooks headless with papermill, in order, on a parameter profile.
+
+``python -m nastools.notebooks --profile smoke --out-dir results`` executes ``notebooks/0*.ipynb``
+one after the other. Each gets the profile's ``common`` parameters (those it declares) and its own
+section, plus ``out_dir``; its executed copy and its files land in ``<out-dir>/<notebook>/``, and
+all of them share the measurement store ``<out-dir>/results.sqlite`` (so a rerun, or a later
+notebook, reuses what was measured). ``<out-dir>/notebooks_run.json`` records each notebook's
+wall time and status. ``make`` runs the smoke profile; ``make notebooks PROFILE=full`` the paper-scale one.
+
+A profile (``notebooks/params/<name>.yaml``)::
+
+    common:              # passed to every notebook that declares the parameter
+      supernet: digits-mbv3
+      seed: 0
+    notebooks:           # per notebook; a name the notebook does not declare is an error
+      00_quickstart:
+        n_validations: 24
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import logging
+import os
+import resource
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["NOTEBOOKS_DIR", "load_profile", "notebook_names", "notebook_parameters", "run_notebooks"]
+
+#: The repository's notebooks (the package is installed from the repository, editable).
+NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+
+#: Seconds a single cell may run before papermill stops the notebook.
+DEFAULT_CELL_TIMEOUT = 3600
+
+
+def notebook_names(notebooks_dir: str | Path = NOTEBOOKS_DIR) -> list[str]:
+    """The numbered notebooks (``00_*.ipynb`` …) in run order, without the suffix."""
+    return sorted(p.stem for p in Path(notebooks_dir).glob("[0-9][0-9]_*.ipynb"))
+
+
+def load_profile(profile: str | Path, notebooks_dir: str | Path = NOTEBOOKS_DIR) -> dict[str, Any]:
+    """Read a profile: a name under ``notebooks/params/`` (``smoke``, ``full``) or a YAML path.
+
+    Raises:
+        FileNotFoundError: No such profile (the available names are listed).
+        ValueError: The file has other top-level keys than ``common`` and ``notebooks``.
+    """
+    path = Path(profile)
+    if not path.suffix:
+        path = Path(notebooks_dir) / "params" / f"{profile}.yaml"
+    if not path.is_file():
+        available = sorted(p.stem for p in (Path(notebooks_dir) / "params").glob("*.yaml"))
+        raise FileNotFoundError(f"no profile {str(profile)!r} (looked for {path}); available: {available}")
+    data = yaml.safe_load(path.read_text()) or {}
+    unknown = set(data) - {"common", "notebooks"}
+    if unknown:
+        raise ValueError(
+            f"profile {path} has unknown top-level keys {sorted(unknown)}; use common, notebooks"
+        )
+    return {"common": dict(data.get("common") or {}), "notebooks": dict(data.get("notebooks") or {})}
+
+
+def notebook_parameters(path: str | Path) -> dict[str, dict[str, str | None]]:
+    """The parameters a notebook declares in its cell tagged ``parameters``.
+
+    Read with :mod:`ast` (papermill's own inspection skips annotations such as ``list | None``).
+
+    Returns:
+        ``{name: {"annotation": text or None, "default": source text, "help": comment or None}}``
+        in declaration order.
+
+    Raises:
+        ValueError: The notebook has no cell tagged ``parameters``, or more than one.
+    """
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(cells) != 1:
+        raise ValueError(f"{path} has {len(cells)} cells tagged 'parameters'; it needs exactly one")
+    source = cells[0].source
+    lines = source.splitlines()
+    declared: dict[str, dict[str, str | None]] = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            name, annotation = node.target.id, ast.get_source_segment(source, node.annotation)
+        elif (
+            isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+        ):
+            name, annotation = node.targets[0].id, None
+        else:
+            continue
+        _, _, comment = lines[node.end_lineno - 1].partition("  #")
+        declared[name] = {
+            "annotation": annotation,
+            "default": ast.get_source_segment(source, node.value) if node.value is not None else None,
+            "help": comment.strip() or None,
+        }
+    return declared
+
+
+def _parameters_for(name: str, declared: Mapping[str, Any], profile: Mapping[str, Any]) -> dict[str, Any]:
+    own = dict(profile["notebooks"].get(name) or {})
+    unknown = sorted(set(own) - set(declared))
+    if unknown:
+        raise ValueError(f"profile sets {unknown} for {name}, which declares only {sorted(declared)}")
+    common = {k: v for k, v in profile["common"].items() if k in declared}
+    return {**common, **own}
+
+
+class _DeclaredParameters(logging.Filter):
+    """Drop papermill's "Passed unknown parameter" warnings.
+
+    Parameters are checked here with :func:`notebook_parameters`, which (unlike papermill's own
+    inspection) reads annotations such as ``list | None``.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Passed unknown parameter")
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of the finished child processes (the notebooks' kernels)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_notebooks(
+    profile: str | Path = "smoke",
+    out_dir: str | Path = "results",
+    notebooks: Sequence[str] | None = None,
+    *,
+    notebooks_dir: str | Path = NOTEBOOKS_DIR,
+    cell_timeout: int = DEFAULT_CELL_TIMEOUT,
+    kernel_name: str = "python3",
+    log_output: bool = False,
+    threads: int | None = None,
+) -> list[dict[str, Any]]:
+    """Execute the notebooks in order with papermill; stop at the first that fails.
+
+    Args:
+        profile: Profile name or YAML path (see :func:`load_profile`).
+        out_dir: Output root: ``<out_dir>/<notebook>/`` per notebook, ``results.sqlite`` shared.
+        notebooks: Names (or unique prefixes such as ``"01"``) to run; all by default.
+        notebooks_dir: Where the notebooks and ``params/`` are.
+        cell_timeout: Seconds one cell may run (papermill's ``execution_timeout``).
+        kernel_name: Jupyter kernel.
+        log_output: Echo the notebooks' output to the log while they run.
+        threads: CPU threads torch uses for validations in the kernels (``OMP_NUM_THREADS``);
+            None keeps torch's default (all cores). On cores shared with other work, 1 is often
+            several times faster. Latency is always measured with each config's own thread count.
+
+    Returns:
+        One record per notebook run: ``notebook``, ``seconds`` (wall), ``cpu_seconds`` (of its
+        kernel: on a busy machine, a better measure of its cost), ``status``, ``output``, ``parameters``.
+
+    Raises:
+        ValueError: An unknown notebook name, or a profile parameter a notebook does not declare.
+        papermill.PapermillExecutionError: A cell failed (the executed copy shows where).
+    """
+    import papermill
+
+    logger = logging.getLogger("papermill")
+    if not any(isinstance(f, _DeclaredParameters) for f in logger.filters):
+        logger.addFilter(_DeclaredParameters())
+    notebooks_dir = Path(notebooks_dir)
+    out_dir = Path(out_dir).resolve()
+    config = load_profile(profile, notebooks_dir)
+    names = notebook_names(notebooks_dir)
+    if notebooks:
+        chosen = []
+        for wanted in notebooks:
+            matches = [n for n in names if n == wanted or n.startswith(wanted)]
+            if len(matches) != 1:
+                raise ValueError(f"{wanted!r} names {len(matches)} notebooks; choose from {names}")
+            chosen.append(matches[0])
+        names = [n for n in names if n in chosen]
+    plans = []
+    for name in names:
+        source = notebooks_dir / f"{name}.ipynb"
+        parameters = _parameters_for(name, notebook_parameters(source), config) | {"out_dir": str(out_dir)}
+        plans.append((name, source, parameters))
+
+    if threads is not None:
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(int(threads))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    records: list[dict[str, Any]] = []
+    summary = out_dir / "notebooks_run.json"
+    for name, source, parameters in plans:
+        output = out_dir / name / f"{name}.ipynb"
+        output.parent.mkdir(parents=True, exist_ok=True)
+        print(f"[nastools.notebooks] {name} ({profile}) ...", flush=True)
+        start, cpu_start = time.perf_counter(), _children_cpu()
+        record = {"notebook": name, "profile": str(profile), "output": str(output), "parameters": parameters}
+        try:
+            papermill.execute_notebook(
+                str(source),
+                str(output),
+                parameters=parameters,
+                kernel_name=kernel_name,
+                cwd=str(notebooks_dir),
+                execution_timeout=cell_timeout,
+                progress_bar=False,
+                log_output=log_output,
+            )
+        except BaseException:
+            records.append(record | {"seconds": round(time.perf_counter() - start, 1), "status": "failed"})
+            summary.write_text(json.dumps(records, indent=2) + "\n")
+            print(f"[nastools.notebooks] {name} FAILED; see {output}", flush=True)
+            raise
+        cpu = round(_children_cpu() - cpu_start, 1)
+        records.append(
+            record | {"seconds": round(time.perf_counter() - start, 1), "cpu_seconds": cpu, "status": "ok"}
+        )
+        summary.write_text(json.dumps(records, indent=2) + "\n")
+        print(
+            f"[nastools.notebooks] {name} done in {records[-1]['seconds']:.0f} s ({cpu:.0f} s CPU)",
+            flush=True,
+        )
+    total, cpu = sum(r["seconds"] for r in records), sum(r["cpu_seconds"] for r in records)
+    print(
+        f"[nastools.notebooks] {len(records)} notebook(s) in {total:.0f} s ({cpu:.0f} s CPU); see {summary}",
+        flush=True,
+    )
+    return records
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: ``python -m nastools.notebooks --profile smoke --out-dir results [names...]``."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("notebooks", nargs="*", help="notebook names or prefixes (default: all, in order)")
+    parser.add_argument("--profile", default="smoke", help="smoke, full, or a YAML file (default: smoke)")
+    parser.add_argument("--out-dir", default="results", help="output root (default: results)")
+    parser.add_argument("--cell-timeout", type=int, default=DEFAULT_CELL_TIMEOUT, help="seconds per cell")
+    parser.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: python3)")
+    parser.add_argument("--log-output", action="store_true", help="echo the notebooks' output")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads for validations (default: all)"
+    )
+    args = parser.parse_args(argv)
+    run_notebooks(
+        args.profile,
+        args.out_dir,
+        args.notebooks or None,
+        cell_timeout=args.cell_timeout,
+        kernel_name=args.kernel,
+        log_output=args.log_output,
+        threads=args.threads,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+import doctest
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from nastools import plotting  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def test_doctests():
+    failures, tried = doctest.testmod(plotting)
+    assert tried > 0 and failures == 0
+
+
+def test_plot_front_draws_the_front_as_a_step():
+    table = pd.DataFrame({"top1": [80.0, 90.0, 85.0, 70.0], "macs": [1.0, 3.0, 4.0, 2.0]})
+    fig = plotting.plot_front(table, "macs", "top1", {"top1": "max", "macs": "min"}, title="t")
+    ax = fig.axes[0]
+    (line,) = ax.lines
+    assert line.get_xdata().tolist() == [1.0, 3.0]  # the two non-dominated points, sorted by macs
+    assert ax.get_xlabel() == "macs" and ax.get_title() == "t"
+
+
+def test_plot_cross_hardware_and_matrix():
+    points = pd.DataFrame(
+        {
+            "found_on": ["a", "a", "b", "b"] * 2,
+            "measured_on": ["a"] * 4 + ["b"] * 4,
+            "arch": list("xyxz") * 2,
+            "top1": [80.0, 90.0, 80.0, 85.0] * 2,
+            "latency_ms": [1.0, 2.0, 1.0, 1.5, 2.0, 1.0, 2.0, 0.5],
+        }
+    )
+    fig = plotting.plot_cross_hardware(points)
+    assert len(fig.axes) == 2 and all(len(ax.lines) == 2 for ax in fig.axes)
+    matrix = pd.DataFrame(
+        {
+            "found_on": ["a", "a", "b", "b"],
+            "measured_on": ["a", "b", "a", "b"],
+            "hv_lost_pct": [0.0, 5.0, 3.0, 0.0],
+        }
+    )
+    fig = plotting.plot_hv_matrix(matrix)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts == ["0.0", "5.0", "3.0", "0.0"]
+
+
+def test_plot_hv_traces_has_one_line_per_tactic():
+    traces = pd.DataFrame(
+        {
+            "tactic": ["a"] * 4 + ["b"] * 4,
+            "seed": [0, 0, 1, 1] * 2,
+            "n_validations": [10, 20] * 4,
+            "hypervolume": [0.1, 0.2, 0.15, 0.25, 0.2, 0.3, 0.2, np.nan],
+        }
+    )
+    fig = plotting.plot_hv_traces(traces, reference=0.4, title="x")
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[:2] == ["a", "b"] and ax.get_ylabel() == "hypervolume"
+
+
+def test_plot_snapshots_one_panel_per_search():
+    snapshots = pd.DataFrame(
+        {
+            "search": ["r"] * 3 + ["w"] * 3,
+            "generation": [0, 1, 2] * 2,
+            "top1": [80.0, 85.0, 90.0, 88.0, 89.0, 91.0],
+            "latency": [1.0, 1.5, 2.0, 1.2, 1.3, 1.4],
+        }
+    )
+    fig = plotting.plot_snapshots(snapshots, "latency", "top1")
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == ["r", "w"] and fig.axes[-1].get_ylabel() == "generation"  # the colour bar
+
+
+def test_plot_clusters_marks_noise():
+    embedding = np.arange(12, dtype=float).reshape(6, 2)
+    fig = plotting.plot_clusters(embedding, [0, 0, 1, 1, -1, -1])
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["cluster 0", "cluster 1", "noise"]
+
+
+def test_plot_learning_curves_and_scatter():
+    summary = pd.DataFrame(
+        {
+            "target": ["top1"] * 4 + ["lat"] * 2,
+            "kind": ["ridge", "ridge", "svr", "svr", "ridge", "ridge"],
+            "train_size": [10, 20, 10, 20, 10, 20],
+            "mape_mean": [5.0, 4.0, 6.0, 3.0, 9.0, 8.0],
+            "mape_std": [1.0, 0.5, 1.0, np.nan, 1.0, 1.0],
+        }
+    )
+    fig = plotting.plot_learning_curves(summary, "mape")
+    assert [ax.get_title() for ax in fig.axes] == ["top1", "lat"]
+    assert fig.axes[0].get_ylabel() == "MAPE (%)"
+    table = pd.DataFrame({"actual": [1.0, 2.0, 3.0], "predicted": [1.1, 1.9, 3.2]})
+    fig = plotting.plot_predicted_vs_actual(table, 1.0, title="top1")
+    assert "tau = 1.00" in fig.axes[0].get_title()
+
+
+def test_plot_validated_one_front_per_tactic():
+    results = pd.DataFrame(
+        {
+            "tactic": ["w", "w", "c", "c"],
+            "top1": [90.0, 91.0, 80.0, 85.0],
+            "macs": [5.0, 6.0, 1.0, 2.0],
+        }
+    )
+    fig = plotting.plot_validated(results, "macs", "top1", {"top1": "max", "macs": "min"})
+    assert len(fig.axes[0].lines) == 2
