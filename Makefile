@@ -11,8 +11,9 @@ PROFILE ?= smoke
 # benchmarks: quick (CI-sized) or full (5 seeds x 1,000 validations); OFA's predictor and tables live here
 BENCH_PROFILE ?= quick
 OFA_DATA ?= ../shared/data/CompOFA
-# torch threads for validations in the notebooks (empty: all cores; 1 is faster on busy shared cores)
-THREADS ?=
+# torch threads for validations in the notebooks: 1 is several times faster than 2 on busy shared
+# cores (and only somewhat slower on idle ones); empty: torch default (all cores)
+THREADS ?= 1
 
 .PHONY: all notebooks quickstart test test-slow test-all test-notebooks lint train bench lab clean
 

@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from helpers import tiny_supernet
 
 from nastools import experiments as ex
@@ -27,6 +28,15 @@ def space():
 @pytest.fixture
 def evaluator(supernet, tmp_path):
     return Evaluator(supernet, tmp_path / "results.sqlite", progress=False)
+
+
+@pytest.fixture
+def one_thread():
+    """Validations on one thread: several times faster than two on busy shared cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def test_doctests():
@@ -70,7 +80,7 @@ def test_search_id_covers_settings_and_space(space):
     assert sid().startswith("c-") and len(sid()) == len("c-") + 8
 
 
-def test_run_trials_collects_traces_and_reruns_for_free(supernet, evaluator):
+def test_run_trials_collects_traces_and_reruns_for_free(supernet, evaluator, one_thread):
     hv = ex.hypervolume_indicator(evaluator, OBJECTIVES)
     exact = ex.exact_objectives(supernet, OBJECTIVES)
 
@@ -79,9 +89,7 @@ def test_run_trials_collects_traces_and_reruns_for_free(supernet, evaluator):
             kind, supernet.space, OBJECTIVES, 6, pop_size=3, n_gen=3, exact=exact, hypervolume=hv, seed=seed
         )
 
-    runs = ex.run_trials(
-        ["random", "concurrent"], [0], build, evaluator, label="t-", names={"random": "rnd"}
-    )
+    runs = ex.run_trials(["random", "concurrent"], [0], build, evaluator, label="t-", names={"random": "rnd"})
     assert list(runs.traces.columns) == ["tactic", "seed", "n_validations", "hypervolume"]
     assert set(runs.traces["tactic"]) == {"rnd", "concurrent"}
     assert runs.traces.groupby(["tactic", "seed"])["n_validations"].max().eq(6).all()

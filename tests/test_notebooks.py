@@ -125,7 +125,7 @@ def test_runner_executes_in_order_with_parameters(tmp_path):
 def smoke(tmp_path_factory):
     """Run the whole sequence once on the smoke profile; tests below read what it wrote."""
     out = tmp_path_factory.mktemp("smoke")
-    threads = os.environ.get("NASTOOLS_NOTEBOOK_THREADS")
+    threads = os.environ.get("NASTOOLS_NOTEBOOK_THREADS", "1")  # as `make`; "" for torch's default
     records = runner.run_notebooks("smoke", out, threads=int(threads) if threads else None)
     return out, records, runner.load_profile("smoke")
 
