@@ -8,9 +8,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 OUT_DIR ?= results
 PROFILE ?= smoke
+# the public OFA files (accuracy predictor, latency tables) for PROFILE=full and the OFA benchmarks
+DATA_DIR ?= ../shared/data
 # benchmarks: quick (CI-sized) or full (5 seeds x 1,000 validations); OFA's predictor and tables live here
 BENCH_PROFILE ?= quick
-OFA_DATA ?= ../shared/data/CompOFA
+OFA_DATA ?= $(DATA_DIR)/CompOFA
 # torch threads for validations in the notebooks: 1 is several times faster than 2 on busy shared
 # cores (and only somewhat slower on idle ones); empty: torch default (all cores)
 THREADS ?= 1
@@ -28,7 +30,8 @@ $(VENV)/.installed: pyproject.toml
 
 # The experiment notebooks, headless with papermill, in order: $(OUT_DIR)/$(PROFILE)/<notebook>/.
 notebooks: $(VENV)/.installed
-	$(PY) -m nastools.notebooks --profile $(PROFILE) --out-dir $(OUT_DIR)/$(PROFILE) $(if $(THREADS),--threads $(THREADS))
+	$(PY) -m nastools.notebooks --profile $(PROFILE) --out-dir $(OUT_DIR)/$(PROFILE) $(if $(THREADS),--threads $(THREADS)) \
+	  $(if $(wildcard $(DATA_DIR)),--set data_dir=$(abspath $(DATA_DIR)))
 
 quickstart: $(VENV)/.installed
 	$(PY) -m nastools.quickstart --out-dir $(OUT_DIR)/quickstart

@@ -87,7 +87,7 @@ PROFILES = {
         "seeds": 5,
         "pop_size": 50,
         "concurrent_pop_size": 20,
-        "n_gen": 100,
+        "n_gen": 300,
         "pool_size": 10_000,
         "batch": 100,
     },
@@ -155,6 +155,13 @@ def main() -> None:
     parser.add_argument(
         "--popdb-threshold", type=float, default=0.1, help="PopDB share below which values go"
     )
+    parser.add_argument(
+        "--rerun",
+        nargs="+",
+        default=[],
+        choices=(*TACTICS, "reference"),
+        help="drop these tactics' cached runs of this profile and budget first (e.g. after a tactic changed)",
+    )
     parser.add_argument("--report-only", action="store_true", help="only rewrite the summary from the cache")
     parser.add_argument("--ofa-data", help="folder with acc_predictor.pth and latency tables (OFA problems)")
     args = parser.parse_args()
@@ -213,6 +220,12 @@ def main() -> None:
         runs.to_csv(runs_path, index=False)
         validated.to_csv(fronts_path, index=False)
 
+    if args.rerun:
+        stale = (runs.tactic.isin(args.rerun)) & (runs.tag == tag) if not runs.empty else None
+        if stale is not None:
+            runs = runs[~stale]
+            traces = traces[~((traces.tactic.isin(args.rerun)) & (traces.tag == tag))]
+            validated = validated[~((validated.tactic.isin(args.rerun)) & (validated.tag == tag))]
     jobs = [(t, s) for s in range(n_seeds) for t in args.tactics]
     reference_budget = args.reference_budget or 2 * budget
     jobs.append(("reference", 1000))
@@ -221,7 +234,7 @@ def main() -> None:
             continue
         initial, run_space = None, space
         if tactic_name in ("warm", "popdb"):
-            source_id = f"source-{'-'.join(source_objectives)}-{tag}-s{seed}"
+            source_id = f"source-{'-'.join(source_objectives)}-{tag}-g{settings['n_gen']}-s{seed}"
             source = make_tactic(
                 "concurrent", space, source_objectives, budget // 2, None, seed, settings, exact_source
             )
@@ -242,6 +255,8 @@ def main() -> None:
         run_name = {"popdb": f"popdb{args.popdb_threshold}-{source_name}", "warm": f"warm-{source_name}"}.get(
             tactic_name, tactic_name
         )
+        if tactic_name in ("concurrent", "warm", "popdb", "reference"):
+            run_name += f"-g{settings['n_gen']}"
         run_tactic(tactic, evaluator, search_id=f"{run_name}-{tag}-s{seed}", progress=True)
         print(
             f"{tactic_name} seed {seed}: HV {tactic.trace[-1]['hypervolume']:.4f} "

@@ -44,6 +44,7 @@ with warnings.catch_warnings():  # without ipywidgets tqdm.auto falls back to te
 
 from nastools.evaluation import Evaluator
 from nastools.hardware import default_hardware_configs
+from nastools.lut import published_tables
 from nastools.predictors import make_predictor, predictor_learning_curve, summarize_learning_curve
 from nastools.search import (
     ConcurrentNAS,
@@ -136,6 +137,11 @@ class Experiment:
         return self.supernet.space
 
     @property
+    def top1_kind(self) -> str:
+        """``"measured"`` (held-out top-1 of the sub-network) or ``"surrogate"`` (OFA's predictor)."""
+        return str(self.supernet.metadata.get("top1_kind", "measured"))
+
+    @property
     def store(self) -> Any:
         """The shared :class:`~nastools.store.ResultStore`."""
         return self.evaluator.store
@@ -148,8 +154,13 @@ class Experiment:
         return path
 
     def save_json(self, data: Mapping[str, Any], name: str) -> Path:
-        """Write ``data`` as ``<folder>/<name>.json`` (numpy scalars converted) and return the path."""
+        """Write ``data`` as ``<folder>/<name>.json`` (numpy scalars converted) and return the path.
+
+        A ``top1_kind`` entry (``"measured"`` or ``"surrogate"``, from the supernet's metadata) is
+        added, so that numbers from OFA's accuracy predictor are never read as measured top-1.
+        """
         path = self.folder / f"{name}.json"
+        data = {"top1_kind": self.top1_kind, **data}
         path.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
         self.written.append(path)
         return path
@@ -175,6 +186,7 @@ def open_experiment(
     out_dir: str | Path,
     supernet: str = "digits-mbv3",
     *,
+    data_dir: str | Path | None = None,
     progress: bool = False,
     evaluator_options: Mapping[str, Any] | None = None,
 ) -> Experiment:
@@ -184,14 +196,27 @@ def open_experiment(
         name: Output sub-folder (the notebook's name).
         out_dir: Output root shared by the notebooks of a sequence.
         supernet: Passed to :func:`~nastools.supernets.load_supernet`.
+        data_dir: Folder of the public OFA files, laid out like ``../shared/data``: OFA's accuracy
+            predictor (``CompOFA/acc_predictor.pth``, for the ``ofa-mbv3-*`` supernets) and the
+            latency tables of the ``lut-*`` hardware keys (:func:`~nastools.lut.published_tables`).
         progress: Per-measurement progress bars (notebooks show one bar per loop instead).
-        evaluator_options: Extra :class:`~nastools.evaluation.Evaluator` arguments, e.g.
-            ``latency_tables`` for look-up-table hardware.
+        evaluator_options: Extra :class:`~nastools.evaluation.Evaluator` arguments.
+
+    Example:
+        >>> exp = open_experiment("00_quickstart", "results")  # doctest: +SKIP
+        >>> ofa = open_experiment("00_quickstart", "results-ofa", "ofa-mbv3-w1.2",
+        ...                       data_dir="../shared/data")  # doctest: +SKIP
     """
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
-    net = load_supernet(supernet)
-    evaluator = Evaluator(net, root / STORE_NAME, progress=progress, **dict(evaluator_options or {}))
+    options = dict(evaluator_options or {})
+    if data_dir is not None:
+        options.setdefault("latency_tables", published_tables(data_dir))
+    if str(supernet).startswith("ofa-"):
+        net = load_supernet(supernet, ofa_data=Path(data_dir) / "CompOFA" if data_dir is not None else None)
+    else:
+        net = load_supernet(supernet)
+    evaluator = Evaluator(net, root / STORE_NAME, progress=progress, **options)
     return Experiment(name=name, out_dir=root, supernet=net, evaluator=evaluator)
 
 

@@ -33,7 +33,7 @@ import yaml
 from nastools.supernets import BlockShape, MobileNetV3Config, NetworkShape, network_shape
 from nastools.supernets._layers import make_divisible
 
-__all__ = ["KNOWN_TABLES", "LatencyTable", "TableSource"]
+__all__ = ["KNOWN_TABLES", "LatencyTable", "TableSource", "published_tables"]
 
 
 @dataclass(frozen=True)
@@ -44,11 +44,14 @@ class TableSource:
         platform: What was measured.
         files: What to pass (a folder or a file).
         url: Where to download it.
+        path: Where it lies inside a data folder laid out like the public copy
+            (``<data_dir>/CompOFA/latency_table@note10``), see :func:`published_tables`.
     """
 
     platform: str
     files: str
     url: str
+    path: str = ""
 
 
 #: The public tables nastools knows by hardware key.
@@ -57,6 +60,7 @@ KNOWN_TABLES: dict[str, TableSource] = {
         platform="Samsung Galaxy Note10, OFA's per-layer table for the OFA MobileNetV3 w1.2 supernet "
         "(ofa-mbv3-w1.2), resolutions 160-224 step 4",
         files="a folder holding 160_lookup_table.yaml ... 224_lookup_table.yaml",
+        path="CompOFA/latency_table@note10",
         url="https://github.com/han-cai/files/tree/master/ofa/note10 (also in "
         "github.com/gatech-sysml/CompOFA, NAS/checkpoints/latency_table@note10)",
     ),
@@ -64,6 +68,7 @@ KNOWN_TABLES: dict[str, TableSource] = {
         platform="Intel i7-8700K CPU, NSGANetV2's per-block table for OFA MobileNetV3 w1.0 and w1.2 "
         "(ofa-mbv3-w1.0, ofa-mbv3-w1.2), resolutions 96-256",
         files="the file i7-8700K_lut.yaml",
+        path="nsganetv2/i7-8700K_lut.yaml",
         url="https://github.com/mikelzc1990/nsganetv2/blob/master/data/i7-8700K_lut.yaml",
     ),
 }
@@ -83,6 +88,22 @@ def _read_yaml(path: Path) -> dict[str, float]:
 
 def _hw(size: int, channels: int) -> str:
     return f"{size}x{size}x{channels}"
+
+
+def published_tables(data_dir: str | Path) -> dict[str, Path]:
+    """The known tables found in ``data_dir``: hardware key to path, for ``Evaluator(latency_tables=...)``.
+
+    ``data_dir`` is laid out like the public copy (``CompOFA/latency_table@note10``,
+    ``nsganetv2/i7-8700K_lut.yaml``); tables that are not there are left out, so that asking for their
+    hardware later gives the error that says where to get them.
+
+    Example:
+        >>> sorted(published_tables("../shared/data"))  # doctest: +SKIP
+        ['lut-i7-8700k', 'lut-note10']
+    """
+    root = Path(data_dir).expanduser()
+    found = {key: root / source.path for key, source in KNOWN_TABLES.items()}
+    return {key: path for key, path in found.items() if path.exists()}
 
 
 def missing_table_message(key: str, looked_at: str | Path | None = None) -> str:

@@ -5,7 +5,8 @@ one after the other. Each gets the profile's ``common`` parameters (those it dec
 section, plus ``out_dir``; its executed copy and its files land in ``<out-dir>/<notebook>/``, and
 all of them share the measurement store ``<out-dir>/results.sqlite`` (so a rerun, or a later
 notebook, reuses what was measured). ``<out-dir>/notebooks_run.json`` records each notebook's
-wall time and status. ``make`` runs the smoke profile; ``make notebooks PROFILE=full`` the paper-scale one.
+wall time and status. ``make`` runs the smoke profile; ``make notebooks PROFILE=full`` the paper's
+setting and scale (OFA MobileNetV3, which needs the public OFA files: ``--set data_dir=...``).
 
 A profile (``notebooks/params/<name>.yaml``)::
 
@@ -33,7 +34,14 @@ from typing import Any
 
 import yaml
 
-__all__ = ["NOTEBOOKS_DIR", "load_profile", "notebook_names", "notebook_parameters", "run_notebooks"]
+__all__ = [
+    "NOTEBOOKS_DIR",
+    "load_profile",
+    "notebook_names",
+    "notebook_parameters",
+    "parse_overrides",
+    "run_notebooks",
+]
 
 #: The repository's notebooks (the package is installed from the repository, editable).
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
@@ -144,6 +152,7 @@ def run_notebooks(
     kernel_name: str = "python3",
     log_output: bool = False,
     threads: int | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Execute the notebooks in order with papermill; stop at the first that fails.
 
@@ -158,6 +167,8 @@ def run_notebooks(
         threads: CPU threads torch uses for validations in the kernels (``OMP_NUM_THREADS``);
             None keeps torch's default (all cores). On cores shared with other work, 1 is often
             several times faster. Latency is always measured with each config's own thread count.
+        overrides: Parameters that replace the profile's ``common`` ones (given to every notebook
+            that declares them), e.g. ``{"data_dir": "/data/ofa"}``.
 
     Returns:
         One record per notebook run: ``notebook``, ``seconds`` (wall), ``cpu_seconds`` (of its
@@ -175,6 +186,7 @@ def run_notebooks(
     notebooks_dir = Path(notebooks_dir)
     out_dir = Path(out_dir).resolve()
     config = load_profile(profile, notebooks_dir)
+    config["common"].update(overrides or {})
     names = notebook_names(notebooks_dir)
     if notebooks:
         chosen = []
@@ -234,6 +246,25 @@ def run_notebooks(
     return records
 
 
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """``["NAME=VALUE", ...]`` to ``{NAME: VALUE}``, each VALUE read as YAML.
+
+    Example:
+        >>> parse_overrides(["data_dir=/data/ofa", "trials=[0, 1]", "hardware=null"])
+        {'data_dir': '/data/ofa', 'trials': [0, 1], 'hardware': None}
+
+    Raises:
+        ValueError: An item without ``=`` or without a name.
+    """
+    overrides = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"--set expects NAME=VALUE, got {item!r}")
+        overrides[name.strip()] = yaml.safe_load(value)
+    return overrides
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``python -m nastools.notebooks --profile smoke --out-dir results [names...]``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -246,7 +277,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads for validations (default: all)"
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a common parameter (VALUE read as YAML), e.g. --set data_dir=/data/ofa",
+    )
     args = parser.parse_args(argv)
+    try:
+        overrides = parse_overrides(args.set)
+    except ValueError as error:
+        parser.error(str(error))
     run_notebooks(
         args.profile,
         args.out_dir,
@@ -255,6 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         kernel_name=args.kernel,
         log_output=args.log_output,
         threads=args.threads,
+        overrides=overrides,
     )
     return 0
 

@@ -3,7 +3,8 @@
 import pytest
 from scipy.stats import kendalltau
 
-from nastools.supernets import data_dir, load_supernet
+from nastools.supernets import data_dir, load_supernet, recalibrate_batchnorm, top1_accuracy
+from nastools.supernets._validation import resize
 from nastools.training import TrainingConfig
 
 
@@ -29,6 +30,16 @@ def test_largest_beats_smallest_by_five_points(supernet):
     assert largest - smallest >= 5
     report = supernet.metadata["report"]
     assert largest == pytest.approx(report["top1_largest"], abs=0.1)  # evaluation is repeatable
+
+
+def test_fast_evaluation_equals_the_plain_one_and_leaves_the_subnet_as_it_was(supernet):
+    arch = supernet.space.sample(1, rng=3)[0]
+    subnet = supernet.subnet(arch)
+    top1 = supernet.evaluate(arch, subnet)  # channels-last, batches of 128
+    assert all(p.is_contiguous() for p in subnet.parameters())
+    plain, task, r = supernet.subnet(arch), supernet.task, supernet.net.resolution(arch)
+    recalibrate_batchnorm(plain, resize(task.calibration_x, r))
+    assert top1 == pytest.approx(top1_accuracy(plain, resize(task.test_x, r), task.test_y, 1024), abs=0.05)
 
 
 def test_report_meets_the_targets(supernet):

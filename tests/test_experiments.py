@@ -284,5 +284,30 @@ def test_experiment_writes_files(supernet, evaluator, tmp_path):
     exp.save_figure(fig, "figure")
     plt.close(fig)
     assert [p.name for p in exp.written] == ["table.csv", "summary.json", "figure.png"]
-    assert json.loads((tmp_path / "nb" / "summary.json").read_text()) == {"x": 0.5, "n": 3, "v": [0, 1]}
+    assert json.loads((tmp_path / "nb" / "summary.json").read_text()) == {
+        "top1_kind": "measured",
+        "x": 0.5,
+        "n": 3,
+        "v": [0, 1],
+    }
     assert (tmp_path / "nb" / "figure.png").stat().st_size > 0
+
+
+def test_open_experiment_on_the_ofa_problem_labels_surrogate_top1(shared_data, tmp_path):
+    exp = ex.open_experiment("nb", tmp_path, "ofa-mbv3-w1.2", data_dir=shared_data)
+    assert exp.top1_kind == "surrogate"
+    assert sorted(exp.evaluator.latency_tables) == ["lut-i7-8700k", "lut-note10"]
+    arch = exp.space.sample(1, rng=0)[0]
+    row = exp.evaluator.measure(arch, ["top1", "latency_ms"], ["lut-note10", "lut-i7-8700k"])
+    assert row["value"].between(0, 100).all() and len(row) == 3
+    exp.save_json({"n": 1}, "summary")
+    assert json.loads((tmp_path / "nb" / "summary.json").read_text())["top1_kind"] == "surrogate"
+
+
+def test_open_experiment_on_the_ofa_problem_without_data_says_where_to_get_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="acc_predictor.pth.*Download it from"):
+        ex.open_experiment("nb", tmp_path, "ofa-mbv3-w1.2", data_dir=tmp_path / "nowhere")
+    exp = ex.open_experiment("nb", tmp_path, "digits-mbv3", data_dir=tmp_path / "nowhere")
+    assert exp.evaluator.latency_tables == {}
+    with pytest.raises(ValueError, match="lut-note10.*It comes from"):
+        exp.evaluator.measure(exp.space.sample(1, rng=0), ["latency_ms"], ["lut-note10"])

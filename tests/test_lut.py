@@ -7,7 +7,7 @@ from scipy.stats import kendalltau
 
 from nastools.evaluation import Evaluator, wide
 from nastools.hardware import HardwareConfig, LookupTableHardware, hardware_from_key
-from nastools.lut import KNOWN_TABLES, LatencyTable
+from nastools.lut import KNOWN_TABLES, LatencyTable, published_tables
 from nastools.store import ResultStore
 from nastools.supernets import MobileNetV3Supernet, arch_to_ofa_config, load_supernet
 
@@ -180,6 +180,21 @@ def test_missing_files_say_where_they_come_from(tmp_path):
     bad.write_text("a: 1\n")
     with pytest.raises(ValueError, match="not a latency look-up table"):
         LatencyTable.load(bad)
+
+
+def test_published_tables_finds_what_is_there(tmp_path):
+    assert published_tables(tmp_path) == {}
+    (tmp_path / "CompOFA" / "latency_table@note10").mkdir(parents=True)
+    assert published_tables(tmp_path) == {"lut-note10": tmp_path / "CompOFA" / "latency_table@note10"}
+    (tmp_path / "nsganetv2").mkdir()
+    (tmp_path / "nsganetv2" / "i7-8700K_lut.yaml").write_text("{}")
+    assert sorted(published_tables(tmp_path)) == ["lut-i7-8700k", "lut-note10"]
+
+
+def test_published_tables_in_the_public_copy(shared_data):
+    tables = published_tables(shared_data)
+    assert set(tables) == set(KNOWN_TABLES)
+    assert LatencyTable.load(tables["lut-note10"], name="lut-note10").style == "ofa"
 
 
 def test_hardware_keys():

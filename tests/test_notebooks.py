@@ -68,7 +68,7 @@ def test_one_parameters_cell_of_typed_commented_literals(name):
     assert runner.notebook_parameters(runner.NOTEBOOKS_DIR / f"{name}.ipynb").keys() == set(names)
 
 
-@pytest.mark.parametrize("profile", ["smoke", "full"])
+@pytest.mark.parametrize("profile", ["smoke", "full", "full-digits"])
 def test_profiles_set_only_declared_parameters_of_the_right_type(profile):
     config = runner.load_profile(profile)
     assert set(config["notebooks"]) == set(NAMES)
@@ -116,6 +116,20 @@ def test_runner_executes_in_order_with_parameters(tmp_path):
     assert "a 7" in executed.cells[-1].outputs[0]["text"]
     summary = json.loads((tmp_path / "out" / "notebooks_run.json").read_text())
     assert [r["notebook"] for r in summary] == ["00_a", "01_b"]
+    # --set overrides the profile's common parameters
+    runner.run_notebooks("p", tmp_path / "out", ["00"], notebooks_dir=folder, overrides={"seed": 3})
+    executed = nbformat.read(tmp_path / "out" / "00_a" / "00_a.ipynb", as_version=4)
+    assert "a 3" in executed.cells[-1].outputs[0]["text"]
+
+
+def test_parse_overrides():
+    assert runner.parse_overrides(["data_dir=/d", "trials=[0, 1]", "hardware=null"]) == {
+        "data_dir": "/d",
+        "trials": [0, 1],
+        "hardware": None,
+    }
+    with pytest.raises(ValueError, match="NAME=VALUE"):
+        runner.parse_overrides(["data_dir"])
 
 
 # ------------------------------------------------------------------------------ notebook tier

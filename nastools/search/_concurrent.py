@@ -51,7 +51,7 @@ class ConcurrentNAS(Tactic):
         self,
         *args: Any,
         pop_size: int = 20,
-        n_gen: int = 100,
+        n_gen: int = 300,
         predictor: str | Mapping[str, str] = "ridge",
         exact: Mapping[str, ExactFn] | None = None,
         algorithm: str = "nsga2",

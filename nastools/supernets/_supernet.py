@@ -284,9 +284,9 @@ class MobileNetV3Supernet:
     def _data(self, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
         self.check_top1()
         if resolution not in self._resized:
-            self._resized[resolution] = (
-                resize(self.task.calibration_x, resolution),
-                resize(self.task.test_x, resolution),
+            self._resized[resolution] = tuple(
+                resize(x, resolution).contiguous(memory_format=torch.channels_last)
+                for x in (self.task.calibration_x, self.task.test_x)
             )
         return self._resized[resolution]
 
@@ -309,8 +309,14 @@ class MobileNetV3Supernet:
         resolution = self.net.resolution(arch)
         calibration_x, test_x = self._data(resolution)
         subnet = self.subnet(arch) if subnet is None else subnet
-        recalibrate_batchnorm(subnet, calibration_x)
-        return top1_accuracy(subnet, test_x, self.task.test_y)
+        # channels-last runs the depthwise convolutions about 3x faster on CPU; the module goes back
+        # to the default layout so that its latency is measured as users would run it
+        subnet.to(memory_format=torch.channels_last)
+        try:
+            recalibrate_batchnorm(subnet, calibration_x)
+            return top1_accuracy(subnet, test_x, self.task.test_y)
+        finally:
+            subnet.to(memory_format=torch.contiguous_format)
 
     def predict_top1(self, archs: Sequence[Mapping[str, int]]) -> np.ndarray:
         """Surrogate top-1 (%) of many archs in one batched call (what :meth:`evaluate` returns).

@@ -40,8 +40,12 @@ def recalibrate_batchnorm(module: nn.Module, x: torch.Tensor, batch_size: int = 
 
 
 @torch.no_grad()
-def top1_accuracy(module: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
-    """Top-1 accuracy in percent of ``module`` (in eval mode) on ``(x, y)``."""
+def top1_accuracy(module: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 128) -> float:
+    """Top-1 accuracy in percent of ``module`` (in eval mode) on ``(x, y)``.
+
+    The result does not depend on ``batch_size``; batches of about 128 keep activations in cache
+    and ran 1.5-3x faster than 1024 on CPU (``benchmarks/validation_cost.py``).
+    """
     was_training = module.training
     module.eval()
     correct = 0
