@@ -82,6 +82,16 @@ PROFILES = {
         "pool_size": 2000,
         "batch": 25,
     },
+    # the embedded supernet at the scale a session here affords (a validation costs ~1 s on one core)
+    "embedded": {
+        "budget": 200,
+        "seeds": 5,
+        "pop_size": 25,
+        "concurrent_pop_size": 20,
+        "n_gen": 300,
+        "pool_size": 5000,
+        "batch": 25,
+    },
     "full": {
         "budget": 1000,
         "seeds": 5,
@@ -272,7 +282,7 @@ def report(problem, tag, traces, runs, validated, hv, budget, settings) -> None:
     ours = validated[validated.tag == tag]
     reference_hv = hv(ours[names])
     tactic_traces = traces[(traces.tag == tag) & (traces.tactic != "reference")]
-    checkpoints = [n for n in (100, 250, 500, 1000) if n <= budget]
+    checkpoints = sorted({n for n in (100, 250, 500, 1000) if n <= budget} | {budget})
     summary = summarize_traces(
         tactic_traces, reference_hv, fractions=(0.9, 0.95, 0.98), checkpoints=checkpoints
     )
