@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib import ticker
 from matplotlib.figure import Figure
 
 from nastools.search import pareto_front_mask, parse_objectives
@@ -131,7 +132,10 @@ def plot_cross_hardware(points: pd.DataFrame, accuracy: str = "top1") -> Figure:
         latency = panel["latency_ms"]
         if len(latency) and latency.min() > 0 and latency.max() / latency.min() > 10:
             ax.set_xscale("log")
-        ax.set(title=f"measured on {measured_on}", xlabel="latency_ms", ylabel=accuracy)
+            ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+            ax.xaxis.set_minor_formatter(ticker.NullFormatter())  # 2x10^1 3x10^1 ... overlap
+        ax.set(title=f"measured on {measured_on}", xlabel="latency (ms)", ylabel=accuracy)
         ax.legend(fontsize="small", loc="lower right")
     fig.tight_layout()
     return fig
