@@ -17,7 +17,7 @@ OFA_DATA ?= $(DATA_DIR)/CompOFA
 # cores (and only somewhat slower on idle ones); empty: torch default (all cores)
 THREADS ?= 1
 
-.PHONY: all notebooks quickstart test test-slow test-all test-notebooks lint train bench lab clean
+.PHONY: all notebooks quickstart test test-slow test-all test-notebooks test-nbval lint train bench lab clean
 
 all: notebooks
 
@@ -48,6 +48,10 @@ test-all: $(VENV)/.installed
 
 test-notebooks: $(VENV)/.installed
 	$(PY) -m pytest -m notebook tests/test_notebooks.py
+
+# every cell of every notebook runs with its default parameters (nbval, outputs not compared)
+test-nbval: $(VENV)/.installed
+	OMP_NUM_THREADS=$(or $(THREADS),2) $(PY) -m pytest --nbval-lax notebooks
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check nastools tests benchmarks

@@ -18,16 +18,18 @@ import numpy as np
 import pandas as pd
 from scipy.sparse import issparse
 from scipy.stats import kendalltau
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, RegressorMixin, TransformerMixin, clone
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import RidgeCV
 from sklearn.metrics import mean_absolute_percentage_error
+from sklearn.model_selection import KFold, cross_val_predict
 from sklearn.neural_network import MLPRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVR
 from sklearn.utils import Tags
+from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from nastools._encoding import onehot_features
@@ -36,13 +38,14 @@ from nastools.space import SearchSpace
 __all__ = [
     "PREDICTOR_KINDS",
     "ArchFeatures",
+    "BestOfRegressor",
     "make_predictor",
     "predictor_learning_curve",
     "single_threaded",
     "summarize_learning_curve",
 ]
 
-PREDICTOR_KINDS: tuple[str, ...] = ("ridge", "svr", "gbm", "mlp")
+PREDICTOR_KINDS: tuple[str, ...] = ("ridge", "svr", "gbm", "mlp", "auto")
 """Regressor kinds :func:`make_predictor` accepts."""
 
 RIDGE_ALPHAS = np.logspace(-3, 3, 13)
@@ -211,6 +214,60 @@ def _is_numeric_table(data: Any) -> bool:
     )
 
 
+class BestOfRegressor(RegressorMixin, BaseEstimator):
+    """The candidate regressor whose cross-validated predictions rank ``y`` best, refitted on all of it.
+
+    Each fit scores every candidate by Kendall's tau between ``y`` and its out-of-fold predictions
+    (``n_splits``-fold, shuffled with ``seed``), keeps the best (ties: the first) and refits it on
+    everything. With fewer than 2 samples per fold possible, the first candidate is used.
+
+    Args:
+        candidates: Unfitted regressors to choose from.
+        n_splits: Folds of the cross-validation (at most the number of samples).
+        seed: Shuffle of the folds.
+
+    Attributes:
+        scores_: Cross-validated tau per candidate, in order.
+        best_index_: Index of the chosen candidate.
+        estimator_: The chosen candidate, fitted on all the data.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.normal(size=(60, 3))
+        >>> model = BestOfRegressor([RidgeCV(), HistGradientBoostingRegressor()]).fit(X, X @ [1, 2, 3])
+        >>> model.best_index_, model.predict(X[:2]).shape
+        (0, (2,))
+    """
+
+    def __init__(self, candidates: Sequence[BaseEstimator], n_splits: int = 5, seed: int = 0) -> None:
+        self.candidates = candidates
+        self.n_splits = n_splits
+        self.seed = seed
+
+    def fit(self, X: Any, y: Any) -> BestOfRegressor:  # noqa: N803 - scikit-learn's name
+        """Score the candidates, then refit the best on ``(X, y)``; returns self."""
+        y = np.asarray(y, dtype=np.float64)
+        n_splits = min(self.n_splits, len(y))
+        scores = []
+        for candidate in self.candidates:
+            if n_splits < 2:
+                scores.append(0.0)
+                continue
+            folds = KFold(n_splits, shuffle=True, random_state=self.seed)
+            predicted = cross_val_predict(clone(candidate), X, y, cv=folds)
+            tau = kendalltau(predicted, y).statistic
+            scores.append(float(tau) if np.isfinite(tau) else -1.0)
+        self.scores_ = scores
+        self.best_index_ = int(np.argmax(scores))
+        self.estimator_ = clone(self.candidates[self.best_index_]).fit(X, y)
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:  # noqa: N803 - scikit-learn's name
+        """Predictions of the chosen candidate."""
+        check_is_fitted(self)
+        return self.estimator_.predict(X)
+
+
 def make_predictor(space: SearchSpace, kind: str = "ridge", seed: int = 0) -> Pipeline:
     """Build an unfitted predictor: ``Pipeline([("features", ArchFeatures(space)), ("regressor", ...)])``.
 
@@ -227,6 +284,11 @@ def make_predictor(space: SearchSpace, kind: str = "ridge", seed: int = 0) -> Pi
       defaults (100 iterations, learning rate 0.1) and ``random_state=seed``.
     * ``"mlp"``: :class:`~sklearn.neural_network.MLPRegressor`, one hidden layer of 64, L2
       ``alpha=1e-3``, ``max_iter=1000``, ``random_state=seed``, on a standardised target.
+    * ``"auto"``: ``"ridge"`` or ``"gbm"``, whichever ranks better in 5-fold cross-validation at
+      each fit (:class:`BestOfRegressor`). Ridge ranks better on few examples and boosting on
+      more: on 1,090 measured top-1 values of ``digits-mbv3``, tau of the part of top-1 that MACs
+      do not explain was 0.26 / 0.59 / 0.70 for ridge and 0.07 / 0.61 / 0.79 for boosting trained
+      on 50 / 100 / 200 archs.
 
     The features step checks ``y`` when the pipeline is fitted (see :class:`ArchFeatures`).
 
@@ -263,6 +325,9 @@ def make_predictor(space: SearchSpace, kind: str = "ridge", seed: int = 0) -> Pi
             regressor=MLPRegressor(hidden_layer_sizes=(64,), alpha=1e-3, max_iter=1000, random_state=seed),
             transformer=StandardScaler(),
         )
+    elif kind == "auto":
+        candidates = [RidgeCV(alphas=RIDGE_ALPHAS), HistGradientBoostingRegressor(random_state=seed)]
+        regressor = BestOfRegressor(candidates, seed=seed)
     else:
         raise ValueError(f"unknown predictor kind {kind!r}; choose one of {list(PREDICTOR_KINDS)}")
     return Pipeline([("features", ArchFeatures(space)), ("regressor", regressor)])

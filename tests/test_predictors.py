@@ -13,6 +13,7 @@ from nastools import predictors
 from nastools.predictors import (
     PREDICTOR_KINDS,
     ArchFeatures,
+    BestOfRegressor,
     make_predictor,
     predictor_learning_curve,
     summarize_learning_curve,
@@ -140,6 +141,25 @@ def test_fitted_state_and_not_fitted(space, toy, kind):
         if not hasattr(value, "get_params"):  # estimator-valued params are the same, now fitted, objects
             assert np.all(after[name] == value), name
     assert model.predict(archs[100:110]).shape == (10,)
+
+
+def test_best_of_regressor_picks_what_ranks_best():
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.linear_model import RidgeCV
+
+    rng = np.random.default_rng(0)
+    candidates = [RidgeCV(), HistGradientBoostingRegressor(random_state=0)]
+    x = rng.normal(size=(40, 3))
+    linear = BestOfRegressor(candidates).fit(x, x @ [1.0, 2.0, 3.0])
+    assert linear.best_index_ == 0 and linear.scores_[0] > linear.scores_[1]
+    x = rng.uniform(size=(400, 2))
+    xor = ((x[:, 0] > 0.5) ^ (x[:, 1] > 0.5)).astype(float) + 0.01 * rng.normal(size=400)
+    nonlinear = BestOfRegressor(candidates).fit(x, xor)
+    assert nonlinear.best_index_ == 1 and nonlinear.scores_[1] > 0.3 > abs(nonlinear.scores_[0])
+    assert isinstance(nonlinear.estimator_, HistGradientBoostingRegressor)
+    assert BestOfRegressor(candidates).fit(x[:1], xor[:1]).best_index_ == 0  # too few to cross-validate
+    with pytest.raises(NotFittedError):
+        BestOfRegressor(candidates).predict(x)
 
 
 def test_ridge_ranks_held_out_archs(space, toy):
