@@ -9,7 +9,8 @@ Problems (``--problem``):
 
 Tactics: random, validation-only NSGA-II, full search, warm-started ConcurrentNAS (from the best
 population of a search for another cost: another hardware config, or parameters instead of MACs),
-ConcurrentNAS, ConcurrentNAS on the PopDB space (built from that other search's history) and WeakNAS.
+ConcurrentNAS (ridge; ``concurrent-auto``: ridge or gradient boosting chosen by cross-validation),
+ConcurrentNAS on the PopDB space (built from that other search's history) and WeakNAS.
 Every validation goes through the Evaluator into ``benchmarks/cache/<problem>.sqlite``, so a rerun
 reuses what was measured; each finished (tactic, seed) trace is cached in
 ``benchmarks/results/sample_efficiency/<problem>/traces.csv`` and skipped on a rerun.
@@ -18,6 +19,7 @@ Reference hypervolume: the HV of the union of everything every run validated plu
 ConcurrentNAS run (``--reference-budget`` validations, seed 1000) -- the best front known.
 
     python benchmarks/sample_efficiency.py --problem ofa-macs --ofa-data ../shared/data/CompOFA
+    python benchmarks/sample_efficiency.py --problem digits-macs --profile embedded  # 5 seeds x 200
 """
 
 from __future__ import annotations
