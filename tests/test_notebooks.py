@@ -193,7 +193,7 @@ def test_smoke_hardware_transfer(smoke):
     points = pd.read_csv(folder / "cross_hardware_points.csv")
     assert set(points["measured_on"]) == set(hw) and set(points["found_on"]) == set(hw)
     assert len(pd.read_csv(folder / "latency_rank_agreement.csv")) == len(hw) * (len(hw) - 1) // 2
-    assert all(len(front) > 0 for front in _summary(out, "01_hardware_transfer")["front_sizes"].values())
+    assert all(size > 0 for size in _summary(out, "01_hardware_transfer")["front_sizes"].values())
     assert (folder / "fronts.png").is_file() and (folder / "hv_lost.png").is_file()
 
 
