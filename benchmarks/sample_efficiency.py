@@ -74,6 +74,8 @@ PROBLEMS = {
     ),
 }
 TACTICS = ("random", "nsga2", "full", "warm", "concurrent", "concurrent-auto", "popdb", "weaknas")
+#: Runs that are ConcurrentNAS searches (their search ids name the inner-search length)
+CONCURRENT_RUNS = ("concurrent", "concurrent-auto", "warm", "popdb", "reference")
 PROFILES = {
     "quick": {
         "budget": 200,
@@ -132,7 +134,7 @@ def make_tactic(name, space, objectives, budget, hv, seed, settings, exact, init
         return FullSearch(
             space, objectives, budget, n_initial=2 * batch, pop_size=pop, n_gen=200, exact=exact, **common
         )
-    if name in ("concurrent", "concurrent-auto", "warm", "popdb", "reference"):
+    if name in CONCURRENT_RUNS:
         return ConcurrentNAS(
             space,
             objectives,
@@ -233,12 +235,13 @@ def main() -> None:
         runs.to_csv(runs_path, index=False)
         validated.to_csv(fronts_path, index=False)
 
-    if args.rerun:
-        stale = (runs.tactic.isin(args.rerun)) & (runs.tag == tag) if not runs.empty else None
-        if stale is not None:
-            runs = runs[~stale]
-            traces = traces[~((traces.tactic.isin(args.rerun)) & (traces.tag == tag))]
-            validated = validated[~((validated.tactic.isin(args.rerun)) & (validated.tag == tag))]
+    def fresh(frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` without the cached rows of the ``--rerun`` tactics for this tag."""
+        if frame.empty or not args.rerun:
+            return frame
+        return frame[~(frame.tactic.isin(args.rerun) & (frame.tag == tag))]
+
+    runs, traces, validated = fresh(runs), fresh(traces), fresh(validated)
     jobs = [(t, s) for s in range(n_seeds) for t in args.tactics]
     reference_budget = args.reference_budget or 2 * budget
     jobs.append(("reference", 1000))
@@ -268,7 +271,7 @@ def main() -> None:
         run_name = {"popdb": f"popdb{args.popdb_threshold}-{source_name}", "warm": f"warm-{source_name}"}.get(
             tactic_name, tactic_name
         )
-        if tactic_name in ("concurrent", "concurrent-auto", "warm", "popdb", "reference"):
+        if tactic_name in CONCURRENT_RUNS:
             run_name += f"-g{settings['n_gen']}"
         run_tactic(tactic, evaluator, search_id=f"{run_name}-{tag}-s{seed}", progress=True)
         print(

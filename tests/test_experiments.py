@@ -4,7 +4,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from helpers import tiny_supernet
 
 from nastools import experiments as ex
@@ -28,15 +27,6 @@ def space():
 @pytest.fixture
 def evaluator(supernet, tmp_path):
     return Evaluator(supernet, tmp_path / "results.sqlite", progress=False)
-
-
-@pytest.fixture
-def one_thread():
-    """Validations on one thread: several times faster than two on busy shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_doctests():

@@ -172,15 +172,6 @@ def test_macs_and_params_equal_dynast_table_all_rows(shared_data):
     _check_dynast(shared_data, _dynast_rows(shared_data))
 
 
-@pytest.fixture
-def one_thread():
-    """Small forward passes are fastest (and immune to busy cores) on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("name", ["digits-mbv3", "ofa-mbv3-w1.0", "ofa-mbv3-w1.2", "tiny"])
 def test_analytic_counts_equal_flop_counter(name, one_thread):
     if name == "tiny":

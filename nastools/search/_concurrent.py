@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import numpy as np
-
 from nastools.search._hypervolume import pareto_front_mask
 from nastools.search._surrogate import ExactFn, predictor_kinds, search_on_predictors
 from nastools.search._tactic import Tactic, check_budget
@@ -105,9 +103,6 @@ class ConcurrentNAS(Tactic):
         self.iteration += 1
         return proposal
 
-    def _receive(self, archs: list[Arch], values: dict[str, np.ndarray]) -> None:
-        pass
-
     def population(self, size: int | None = None) -> list[Arch]:
         """The best ``pop_size`` validated archs: the population the next iteration starts from."""
         return super().population(size or self.pop_size)
@@ -189,6 +184,3 @@ class FullSearch(Tactic):
         )
         on_front = pareto_front_mask(self._F(predicted))
         return [arch for arch, keep in zip(archs, on_front) if keep]
-
-    def _receive(self, archs: list[Arch], values: dict[str, np.ndarray]) -> None:
-        pass

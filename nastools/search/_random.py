@@ -41,6 +41,3 @@ class RandomSearch(Tactic):
             return self.initial_archs
         self._started = True
         return self.space.sample(self.batch_size, rng=self.rng)
-
-    def _receive(self, archs: list[Arch], values: dict) -> None:
-        pass

@@ -38,8 +38,9 @@ class Tactic(ABC):
     of validations". Proposals a subclass makes of archs that were validated already are answered
     from memory without spending budget.
 
-    Subclasses implement :meth:`_propose` (the next batch, or None when finished) and
-    :meth:`_receive` (the values of a whole proposed batch).
+    Subclasses implement :meth:`_propose` (the next batch, or None when finished) and, when they
+    keep state of their own (an evolutionary algorithm's population), override :meth:`_receive`
+    (the values of a whole proposed batch); the others read what they need from the base's record.
 
     Args:
         space: The search space.
@@ -223,8 +224,7 @@ class Tactic(ABC):
     def _propose(self) -> list[Arch] | None:
         """Next batch of archs (validated ones allowed), or None when the tactic is finished."""
 
-    @abstractmethod
-    def _receive(self, archs: list[Arch], values: dict[str, np.ndarray]) -> None:
+    def _receive(self, archs: list[Arch], values: dict[str, np.ndarray]) -> None:  # noqa: B027 - optional hook
         """Values of the validated archs of the last proposal (all of them unless the budget ran out)."""
 
 

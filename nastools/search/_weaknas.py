@@ -127,9 +127,6 @@ class WeakNAS(Tactic):
         self.round += 1
         return proposal
 
-    def _receive(self, archs: list[Arch], values: dict[str, np.ndarray]) -> None:
-        pass
-
     def best(self) -> dict[str, Any]:
         """The validated arch with the best target value: ``{"arch": key, <objective>: value, ...}``."""
         table = self.results()
