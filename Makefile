@@ -10,7 +10,8 @@ OUT_DIR ?= results
 PROFILE ?= smoke
 # the public OFA files (accuracy predictor, latency tables) for PROFILE=full and the OFA benchmarks
 DATA_DIR ?= ../shared/data
-# benchmarks: quick (CI-sized) or full (5 seeds x 1,000 validations); OFA's predictor and tables live here
+# benchmarks: quick (CI-sized: 1 seed x 100 validations), embedded (5 seeds x 200) or full (5 seeds x 1,000;
+# an hour on the OFA problems, days on the embedded ones); OFA's predictor and tables live here
 BENCH_PROFILE ?= quick
 OFA_DATA ?= $(DATA_DIR)/CompOFA
 # torch threads for validations in the notebooks: 1 is several times faster than 2 on busy shared
@@ -64,7 +65,8 @@ bench: $(VENV)/.installed
 	cd benchmarks && ../$(PY) validation_cost.py
 	cd benchmarks && ../$(PY) latency_repeatability.py
 	cd benchmarks && ../$(PY) search_overhead.py
-	cd benchmarks && ../$(PY) sample_efficiency.py --problem digits-macs --profile $(BENCH_PROFILE)
+	for p in digits-macs digits-latency; do \
+	  (cd benchmarks && ../$(PY) sample_efficiency.py --problem $$p --profile $(BENCH_PROFILE)) || exit 1; done
 	if [ -d "$(OFA_DATA)" ]; then for p in ofa-macs ofa-note10; do \
 	  (cd benchmarks && ../$(PY) sample_efficiency.py --problem $$p --profile $(BENCH_PROFILE) \
 	    --ofa-data "$(abspath $(OFA_DATA))") || exit 1; done; \

@@ -11,8 +11,9 @@ Tactics: random, validation-only NSGA-II, full search, warm-started ConcurrentNA
 population of a search for another cost: another hardware config, or parameters instead of MACs),
 ConcurrentNAS (ridge; ``concurrent-auto``: ridge or gradient boosting chosen by cross-validation),
 ConcurrentNAS on the PopDB space (built from that other search's history) and WeakNAS.
-Every validation goes through the Evaluator into ``benchmarks/cache/<problem>.sqlite``, so a rerun
-reuses what was measured; each finished (tactic, seed) trace is cached in
+Every validation goes through the Evaluator into ``benchmarks/cache/<supernet>.sqlite`` (shared by
+the problems on one supernet: top-1 measured for one is reused by the other), so a rerun reuses what
+was measured; each finished (tactic, seed) trace is cached in
 ``benchmarks/results/sample_efficiency/<problem>/traces.csv`` and skipped on a rerun.
 
 Reference hypervolume: the HV of the union of everything every run validated plus an extended
@@ -25,8 +26,10 @@ ConcurrentNAS run (``--reference-budget`` validations, seed 1000) -- the best fr
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -77,14 +80,15 @@ TACTICS = ("random", "nsga2", "full", "warm", "concurrent", "concurrent-auto", "
 #: Runs that are ConcurrentNAS searches (their search ids name the inner-search length)
 CONCURRENT_RUNS = ("concurrent", "concurrent-auto", "warm", "popdb", "reference")
 PROFILES = {
+    # CI-sized: one seed, 100 validations (about 20 minutes per embedded problem on 2 cores)
     "quick": {
-        "budget": 200,
-        "seeds": 2,
-        "pop_size": 25,
-        "concurrent_pop_size": 25,
-        "n_gen": 50,
+        "budget": 100,
+        "seeds": 1,
+        "pop_size": 20,
+        "concurrent_pop_size": 20,
+        "n_gen": 100,
         "pool_size": 2000,
-        "batch": 25,
+        "batch": 20,
     },
     # the embedded supernet at the scale a session here affords (a validation costs ~1 s on one core)
     "embedded": {
@@ -165,6 +169,12 @@ def main() -> None:
     parser.add_argument("--profile", choices=sorted(PROFILES), default="quick")
     parser.add_argument("--tactics", nargs="+", default=list(TACTICS), choices=TACTICS)
     parser.add_argument("--seeds", type=int, help="number of seeds (profile default)")
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="seeds run from here (split seeds over processes)"
+    )
+    parser.add_argument(
+        "--no-reference", action="store_true", help="skip the extended reference run (run it in one process)"
+    )
     parser.add_argument("--budget", type=int, help="validations per run (profile default)")
     parser.add_argument("--reference-budget", type=int, help="extended search budget (default 2x budget)")
     parser.add_argument(
@@ -193,15 +203,8 @@ def main() -> None:
     )
     CACHE.mkdir(exist_ok=True)
     tables = {"lut-note10": Path(args.ofa_data) / "latency_table@note10"} if args.ofa_data else None
-    evaluator = Evaluator(supernet, CACHE / f"{args.problem}.sqlite", progress=False, latency_tables=tables)
-    out = RESULTS / "sample_efficiency" / args.problem
-    out.mkdir(parents=True, exist_ok=True)
-    traces_path, runs_path = out / "traces.csv", out / "runs.csv"
-    traces = pd.read_csv(traces_path) if traces_path.exists() else pd.DataFrame()
-    runs = pd.read_csv(runs_path) if runs_path.exists() else pd.DataFrame()
-    fronts_path = out / "validated.csv"
-    validated = pd.read_csv(fronts_path) if fronts_path.exists() else pd.DataFrame()
-
+    evaluator = Evaluator(supernet, CACHE / f"{supernet_name}.sqlite", progress=False, latency_tables=tables)
+    files = ResultFiles(RESULTS / "sample_efficiency" / args.problem)
     bounds = reference_bounds(evaluator, objectives)
     hv = HypervolumeIndicator(objectives, bounds)
     space = supernet.space
@@ -210,12 +213,11 @@ def main() -> None:
     tag = f"{args.profile}-b{budget}"
 
     def done(tactic, seed):
+        runs = files.read()["runs"]
         return not runs.empty and ((runs.tactic == tactic) & (runs.seed == seed) & (runs.tag == tag)).any()
 
     def record(tactic_name, seed, tactic):
-        nonlocal traces, runs, validated
         trace = tactic.trace_frame().assign(tactic=tactic_name, seed=seed, tag=tag)
-        traces = pd.concat([traces, trace], ignore_index=True)
         row = {
             "tactic": tactic_name,
             "seed": seed,
@@ -227,30 +229,24 @@ def main() -> None:
         }
         if isinstance(tactic, WeakNAS):
             row["best"] = json.dumps(tactic.best())
-        runs = pd.concat([runs, pd.DataFrame([row])], ignore_index=True)
-        validated = pd.concat(
-            [validated, tactic.results().assign(tactic=tactic_name, seed=seed, tag=tag)], ignore_index=True
-        )
-        traces.to_csv(traces_path, index=False)
-        runs.to_csv(runs_path, index=False)
-        validated.to_csv(fronts_path, index=False)
+        validated = tactic.results().assign(tactic=tactic_name, seed=seed, tag=tag)
+        files.append(traces=trace, runs=pd.DataFrame([row]), validated=validated)
 
-    def fresh(frame: pd.DataFrame) -> pd.DataFrame:
-        """``frame`` without the cached rows of the ``--rerun`` tactics for this tag."""
-        if frame.empty or not args.rerun:
-            return frame
-        return frame[~(frame.tactic.isin(args.rerun) & (frame.tag == tag))]
-
-    runs, traces, validated = fresh(runs), fresh(traces), fresh(validated)
-    jobs = [(t, s) for s in range(n_seeds) for t in args.tactics]
+    if args.rerun:
+        files.drop(lambda frame: frame.tactic.isin(args.rerun) & (frame.tag == tag))
+    seeds = range(args.first_seed, args.first_seed + n_seeds)
+    jobs = [(t, s) for s in seeds for t in args.tactics]
     reference_budget = args.reference_budget or 2 * budget
-    jobs.append(("reference", 1000))
+    if not args.no_reference:
+        jobs.append(("reference", 1000))
     for tactic_name, seed in tqdm(jobs, desc=args.problem, unit="run", disable=args.report_only):
         if args.report_only or done(tactic_name, seed):
             continue
         initial, run_space = None, space
         if tactic_name in ("warm", "popdb"):
-            source_id = f"source-{'-'.join(source_objectives)}-{tag}-g{settings['n_gen']}-s{seed}"
+            source_id = (
+                f"{args.problem}-source-{'-'.join(source_objectives)}-{tag}-g{settings['n_gen']}-s{seed}"
+            )
             source = make_tactic(
                 "concurrent", space, source_objectives, budget // 2, None, seed, settings, exact_source
             )
@@ -273,14 +269,62 @@ def main() -> None:
         )
         if tactic_name in CONCURRENT_RUNS:
             run_name += f"-g{settings['n_gen']}"
-        run_tactic(tactic, evaluator, search_id=f"{run_name}-{tag}-s{seed}", progress=True)
+        run_tactic(tactic, evaluator, search_id=f"{args.problem}-{run_name}-{tag}-s{seed}", progress=True)
         print(
             f"{tactic_name} seed {seed}: HV {tactic.trace[-1]['hypervolume']:.4f} "
             f"after {tactic.n_validations} validations, {time.perf_counter() - start:.0f} s"
         )
         record(tactic_name, seed, tactic)
 
-    report(args.problem, tag, traces, runs, validated, hv, budget, settings)
+    report(args.problem, tag, *files.read().values(), hv, budget, settings)
+
+
+class ResultFiles:
+    """A problem's ``traces.csv``, ``runs.csv`` and ``validated.csv``: several processes may append.
+
+    Every change happens under an exclusive lock on ``.lock`` in the folder and re-reads the files
+    first, so runs of one problem split over processes (``--first-seed``, ``--tactics``) all land.
+    """
+
+    NAMES = ("traces", "runs", "validated")
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    @contextmanager
+    def _locked(self):
+        with open(self.folder / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def _read(self) -> dict[str, pd.DataFrame]:
+        paths = {name: self.folder / f"{name}.csv" for name in self.NAMES}
+        return {name: pd.read_csv(p) if p.exists() else pd.DataFrame() for name, p in paths.items()}
+
+    def _write(self, frames: dict[str, pd.DataFrame]) -> None:
+        for name, frame in frames.items():
+            frame.to_csv(self.folder / f"{name}.csv", index=False)
+
+    def read(self) -> dict[str, pd.DataFrame]:
+        """The three tables (empty frames for missing files), in :attr:`NAMES` order."""
+        with self._locked():
+            return self._read()
+
+    def append(self, **rows: pd.DataFrame) -> None:
+        """Append rows to the named tables."""
+        with self._locked():
+            frames = self._read()
+            self._write(
+                {name: pd.concat([frames[name], frame], ignore_index=True) for name, frame in rows.items()}
+            )
+
+    def drop(self, rows) -> None:
+        """Remove the rows where ``rows(frame)`` is true from every table."""
+        with self._locked():
+            self._write(
+                {name: frame[~rows(frame)] for name, frame in self._read().items() if not frame.empty}
+            )
 
 
 def report(problem, tag, traces, runs, validated, hv, budget, settings) -> None:

@@ -302,7 +302,7 @@ def make_tactic(
     pop_size: int = 50,
     n_gen: int = 100,
     n_initial: int | None = None,
-    predictor: str = "ridge",
+    predictor: str = "auto",
     exact: Mapping[str, Callable] | None = None,
     weaknas_pool_size: int = 10_000,
     weaknas_top_k: int = 1000,

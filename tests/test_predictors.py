@@ -14,6 +14,7 @@ from nastools.predictors import (
     PREDICTOR_KINDS,
     ArchFeatures,
     BestOfRegressor,
+    BoostingRegressor,
     make_predictor,
     predictor_learning_curve,
     summarize_learning_curve,
@@ -160,6 +161,24 @@ def test_best_of_regressor_picks_what_ranks_best():
     assert BestOfRegressor(candidates).fit(x[:1], xor[:1]).best_index_ == 0  # too few to cross-validate
     with pytest.raises(NotFittedError):
         BestOfRegressor(candidates).predict(x)
+
+
+@pytest.mark.parametrize(("n", "leaf"), [(10, 2), (30, 2), (100, 5), (150, 8), (1000, 10)])
+def test_boosting_leaf_size_follows_the_training_set(n, leaf):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 3))
+    model = BoostingRegressor(random_state=0).fit(x, x @ [1.0, 2.0, 3.0])
+    assert model.estimator_.min_samples_leaf == leaf
+
+
+def test_boosting_ranks_archs_from_few_examples(space, toy):
+    """30 archs: scikit-learn's default leaf size (20) could not split and would predict a constant."""
+    archs, y = toy
+    model = make_predictor(space, "gbm", seed=0).fit(archs[:30], y[:30])
+    assert isinstance(model[-1], BoostingRegressor)
+    predicted = model.predict(archs[300:])
+    assert np.ptp(predicted) > 0
+    assert kendalltau(y[300:], predicted).statistic > 0.2
 
 
 def test_ridge_ranks_held_out_archs(space, toy):

@@ -117,7 +117,7 @@ def test_concurrent_exact_objective_and_iteration_options():
         SPACE, OBJECTIVES, 80, pop_size=20, exact={"cost": exact_cost}, iteration_options=options, seed=0
     )
     drive(tactic)
-    assert seen[:3] == [1, 2, 3] and exact_calls and tactic.kinds == {"acc": "ridge"}
+    assert seen[:3] == [1, 2, 3] and exact_calls and tactic.kinds == {"acc": "auto"}
 
 
 def test_warm_start_first_batch_is_the_given_population():

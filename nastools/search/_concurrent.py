@@ -32,8 +32,12 @@ class ConcurrentNAS(Tactic):
             5 seeds x 1,000 validations) 300 instead of 100 raised the WeakNAS/ConcurrentNAS
             validation ratio from 9.3 to 12.7 (``benchmarks/sample_efficiency.py``).
         predictor: A kind from :data:`~nastools.predictors.PREDICTOR_KINDS` for every predicted
-            objective, or ``{objective: kind}`` (default ``"ridge"``, the paper's). ``"auto"``
-            chooses ridge or gradient boosting by cross-validation at every refit.
+            objective, or ``{objective: kind}``. The default ``"auto"`` chooses ridge (the paper's)
+            or gradient boosting by cross-validation at every refit: on the embedded supernet
+            (measured top-1 vs MACs, 5 seeds x 200 validations) it raised HV@200 from 0.720 with
+            ridge to 0.766, ahead of validation-only NSGA-II (0.740) and WeakNAS (0.744); on OFA's
+            smooth surrogate ridge and ``"auto"`` are equal (12.7x and 12.3x fewer validations
+            than WeakNAS).
         exact: ``{objective: fn(archs) -> values}`` for cheap exact objectives such as MACs.
         algorithm: The inner pymoo algorithm by name.
         iteration_options: ``fn(iteration) -> dict`` of inner-search settings that change between
@@ -54,7 +58,7 @@ class ConcurrentNAS(Tactic):
         *args: Any,
         pop_size: int = 20,
         n_gen: int = 300,
-        predictor: str | Mapping[str, str] = "ridge",
+        predictor: str | Mapping[str, str] = "auto",
         exact: Mapping[str, ExactFn] | None = None,
         algorithm: str = "nsga2",
         iteration_options: Callable[[int], Mapping[str, Any]] | None = None,
@@ -119,7 +123,8 @@ class FullSearch(Tactic):
         n_initial: Random archs validated to train the predictors.
         pop_size: Population of the predictor-driven search.
         n_gen: Its generations.
-        predictor: Predictor kind for every predicted objective, or ``{objective: kind}``.
+        predictor: Predictor kind for every predicted objective, or ``{objective: kind}``
+            (default ``"auto"``: ridge or gradient boosting by cross-validation).
         exact: ``{objective: fn(archs) -> values}`` computed instead of predicted.
         algorithm: The pymoo algorithm by name.
         **kwargs: See :class:`Tactic` (hypervolume, seed, initial_archs: used as the first batch).
@@ -139,7 +144,7 @@ class FullSearch(Tactic):
         n_initial: int = 100,
         pop_size: int = 50,
         n_gen: int = 200,
-        predictor: str | Mapping[str, str] = "ridge",
+        predictor: str | Mapping[str, str] = "auto",
         exact: Mapping[str, ExactFn] | None = None,
         algorithm: str = "nsga2",
         **kwargs: Any,
