@@ -276,9 +276,10 @@ class BoostingRegressor(RegressorMixin, BaseEstimator):
     search has measured in its first rounds, so the model predicts a constant. Here each fit uses
     ``min_samples_leaf = clip(round(leaf_fraction * n), 2, max_samples_leaf)`` for ``n`` training
     archs -- a closed-form rule instead of a search. On 4,353 measured top-1 values of
-    ``digits-mbv3`` (archs the benchmark's searches visited; 1,000 held out, 6 draws), Kendall's tau with 25 / 50 / 100 / 200 / 400
-    training archs was 0.65 / 0.70 / 0.77 / 0.80 / 0.85 with this rule, against NaN (constant) /
-    0.16 / 0.35 / 0.75 / 0.83 with the default and 0.32 / 0.41 / 0.49 / 0.60 / 0.67 for ridge.
+    ``digits-mbv3`` (archs the benchmark's searches visited; 1,000 held out, 6 draws), Kendall's
+    tau with 25 / 50 / 100 / 200 / 400 training archs was 0.65 / 0.70 / 0.77 / 0.80 / 0.85 with
+    this rule, against NaN (constant) / 0.16 / 0.35 / 0.75 / 0.83 with the default and
+    0.32 / 0.41 / 0.49 / 0.60 / 0.67 for ridge.
 
     Args:
         leaf_fraction: Samples per leaf as a share of the training set.

@@ -1,9 +1,10 @@
 """The committed embedded supernet: loads offline, and is a meaningful search problem."""
 
 import pytest
+import torch
 from scipy.stats import kendalltau
 
-from nastools.supernets import data_dir, load_supernet, recalibrate_batchnorm, top1_accuracy
+from nastools.supernets import data_dir, fold_batchnorm, load_supernet, recalibrate_batchnorm, top1_accuracy
 from nastools.supernets._validation import resize
 from nastools.training import TrainingConfig
 
@@ -37,9 +38,21 @@ def test_fast_evaluation_equals_the_plain_one_and_leaves_the_subnet_as_it_was(su
     subnet = supernet.subnet(arch)
     top1 = supernet.evaluate(arch, subnet)  # channels-last, batches of 128
     assert all(p.is_contiguous() for p in subnet.parameters())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in subnet.modules())  # folded a copy only
     plain, task, r = supernet.subnet(arch), supernet.task, supernet.net.resolution(arch)
     recalibrate_batchnorm(plain, resize(task.calibration_x, r))
     assert top1 == pytest.approx(top1_accuracy(plain, resize(task.test_x, r), task.test_y, 1024), abs=0.05)
+
+
+def test_folded_batchnorm_computes_the_same_logits(supernet):
+    arch = supernet.space.sample(1, rng=4)[0]
+    subnet, r = supernet.subnet(arch), supernet.net.resolution(arch)
+    recalibrate_batchnorm(subnet, resize(supernet.task.calibration_x, r))
+    folded = fold_batchnorm(subnet.eval())
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    x = resize(supernet.task.test_x[:256], r)
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), subnet(x), atol=1e-4, rtol=1e-4)
 
 
 def test_report_meets_the_targets(supernet):

@@ -23,6 +23,7 @@ from nastools.supernets._supernet import (
 from nastools.supernets._validation import (
     count_macs,
     count_params,
+    fold_batchnorm,
     recalibrate_batchnorm,
     top1_accuracy,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "count_macs",
     "count_params",
     "data_dir",
+    "fold_batchnorm",
     "load_supernet",
     "network_shape",
     "ofa_features",

@@ -25,6 +25,7 @@ from nastools.supernets._shapes import count_macs_params
 from nastools.supernets._validation import (
     count_macs,
     count_params,
+    fold_batchnorm,
     recalibrate_batchnorm,
     resize,
     top1_accuracy,
@@ -314,7 +315,7 @@ class MobileNetV3Supernet:
         subnet.to(memory_format=torch.channels_last)
         try:
             recalibrate_batchnorm(subnet, calibration_x)
-            return top1_accuracy(subnet, test_x, self.task.test_y)
+            return top1_accuracy(fold_batchnorm(subnet), test_x, self.task.test_y)
         finally:
             subnet.to(memory_format=torch.contiguous_format)
 
