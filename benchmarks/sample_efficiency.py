@@ -312,12 +312,14 @@ class ResultFiles:
             return self._read()
 
     def append(self, **rows: pd.DataFrame) -> None:
-        """Append rows to the named tables."""
+        """Append one finished run's rows to the named tables (nothing if that run is there already)."""
+        key = ["tactic", "seed", "tag"]
         with self._locked():
             frames = self._read()
-            self._write(
-                {name: pd.concat([frames[name], frame], ignore_index=True) for name, frame in rows.items()}
-            )
+            runs = frames["runs"]
+            if not runs.empty and len(runs.merge(rows["runs"][key], on=key)):
+                return  # another process finished the same run first
+            self._write({name: pd.concat([frames[name], rows[name]], ignore_index=True) for name in rows})
 
     def drop(self, rows) -> None:
         """Remove the rows where ``rows(frame)`` is true from every table."""
