@@ -21,6 +21,7 @@ def machine_header() -> str:
             f"- machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
             f"- python {platform.python_version()}, torch {torch.__version__}, pandas {pd.__version__}",
         ]
+        + ([f"- gpu: {torch.cuda.get_device_name()}"] if torch.cuda.is_available() else [])
     )
 
 

@@ -4,7 +4,8 @@ Each default hardware config is profiled twice over the same random sub-networks
 different order, so drift over time cannot masquerade as agreement), each pass as the Evaluator
 does it: all sub-networks timed interleaved in ``--rounds`` rounds. Target at cpu-t1-b1: tau >= 0.95.
 
-    python benchmarks/latency_repeatability.py [--n-archs 100] [--rounds 5]
+    python benchmarks/latency_repeatability.py [--n-archs 100] [--rounds 5] [--hardware cpu-t1-b1 ...]
+        [--name latency_repeatability]
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ import pandas as pd
 from _common import RESULTS, write_results
 from scipy.stats import kendalltau
 
-from nastools.hardware import default_hardware_configs, measure_latencies
+from nastools.hardware import HardwareConfig, default_hardware_configs, measure_latencies
 from nastools.supernets import load_supernet
+
+PAIR_GAP = 0.05
+"""Pairs of sub-networks whose mean latencies differ by more than this fraction are "apart"."""
 
 
 def main() -> None:
@@ -28,6 +32,12 @@ def main() -> None:
         "--rounds", type=int, default=5, help="interleaved rounds per pass (1: one arch after another)"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--hardware", nargs="+", metavar="KEY", help="hardware keys (default: the machine's default configs)"
+    )
+    parser.add_argument(
+        "--name", default="latency_repeatability", help="results/<name>.md, .csv and <name>-passes.csv"
+    )
     args = parser.parse_args()
     supernet = load_supernet()
     archs = supernet.space.sample(args.n_archs, rng=args.seed)
@@ -35,7 +45,10 @@ def main() -> None:
     shapes = [supernet.input_shape(arch) for arch in archs]
     rng = np.random.default_rng(args.seed)
     rows, per_arch = [], []
-    for hardware in default_hardware_configs():
+    configs = default_hardware_configs()
+    if args.hardware:
+        configs = [HardwareConfig.from_key(key) for key in args.hardware]
+    for hardware in configs:
         passes = []
         for order in (np.arange(len(archs)), rng.permutation(len(archs))):
             timings = measure_latencies(
@@ -49,6 +62,10 @@ def main() -> None:
             latency[order] = [t.median_ms for t in timings]
             passes.append((latency, sum(t.flagged for t in timings)))
         (first, flagged_1), (second, flagged_2) = passes
+        i, j = np.triu_indices(len(archs), k=1)
+        mean = (first + second) / 2
+        apart = np.abs(mean[i] - mean[j]) / np.minimum(mean[i], mean[j]) > PAIR_GAP
+        same_order = np.sign(first[i] - first[j]) == np.sign(second[i] - second[j])
         rows.append(
             {
                 "hardware": hardware.key,
@@ -58,6 +75,8 @@ def main() -> None:
                 "latency_ms_max": first.max(),
                 "flagged_pass1": flagged_1,
                 "flagged_pass2": flagged_2,
+                "pairs_apart": float(apart.mean()),
+                "pairs_apart_same_order": float(same_order[apart].mean()),
             }
         )
         per_arch += [
@@ -66,15 +85,19 @@ def main() -> None:
         ]
         print(rows[-1])
     table = pd.DataFrame(rows)
-    pd.DataFrame(per_arch).to_csv(RESULTS / "latency_passes.csv", index=False)
+    pd.DataFrame(per_arch).to_csv(RESULTS / f"{args.name}-passes.csv", index=False)
     tau = table.set_index("hardware").kendall_tau
     summary = (
         f"{args.n_archs} random sub-networks of the embedded supernet, two passes per config (the second "
         f"in another order), min_run_time {args.min_run_time} s per sub-network, interleaved in "
         f"{args.rounds} rounds (`measure_latencies`, torch.utils.benchmark).\n\n"
-        f"**Kendall tau at cpu-t1-b1: {tau.get('cpu-t1-b1', float('nan')):.3f}** (target >= 0.95)."
+        "Kendall tau: "
+        + ", ".join(f"**{key}: {value:.3f}**" for key, value in tau.items())
+        + " (target at cpu-t1-b1: >= 0.95). `pairs_apart`: fraction of sub-network pairs whose latencies "
+        f"differ by more than {PAIR_GAP:.0%}; `pairs_apart_same_order`: fraction of those that both passes "
+        "order alike (tau is lost on near-ties)."
     )
-    path = write_results("latency_repeatability", "Latency repeatability", summary, table.round(4))
+    path = write_results(args.name, "Latency repeatability", summary, table.round(4))
     print(summary)
     print(f"wrote {path}")
 

@@ -98,6 +98,16 @@ def test_cuda_config_without_gpu_is_refused(supernet, tmp_path):
     assert len(store.measurements()) == 0
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_latency_is_stored_under_its_key(supernet, tmp_path):
+    store = ResultStore(tmp_path / "r.sqlite")
+    archs = supernet.space.sample(2, rng=0)
+    frame = Evaluator(supernet, store, progress=False).measure(archs, ["latency_ms"], ["cuda-b1", "cuda-b64"])
+    assert set(frame["hardware"]) == {"cuda-b1", "cuda-b64"}
+    assert (frame["value"] > 0).all()
+    assert len(store.measurements()) == 4
+
+
 def test_one_bad_arch_among_many_stores_nothing(supernet, tmp_path):
     store = ResultStore(tmp_path / "r.sqlite")
     archs = supernet.space.sample(3, rng=0)

@@ -97,6 +97,18 @@ def test_cuda_config_raises_at_measure_time_without_gpu():
     assert next(model.parameters()).device.type == "cpu"
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_latency_is_measured_and_the_model_comes_back():
+    model = conv_net(64)
+    threads = torch.get_num_threads()
+    small = measure_latency(model, SHAPE, HardwareConfig("cuda", batch_size=1), min_run_time=FAST)
+    large = measure_latency(model, SHAPE, HardwareConfig("cuda", batch_size=2048), min_run_time=FAST)
+    assert 0 < small.median_ms < large.median_ms
+    assert small.repeats >= MIN_REPEATS
+    assert torch.get_num_threads() == threads
+    assert next(model.parameters()).device.type == "cpu"
+
+
 def test_default_configs():
     configs = default_hardware_configs()
     keys = [c.key for c in configs]
