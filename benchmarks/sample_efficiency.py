@@ -341,6 +341,7 @@ def report(problem, tag, traces, runs, validated, hv, budget, settings) -> None:
     overhead = runs[runs.tag == tag].groupby("tactic")[["measure_s", "search_s"]].mean()
     summary = summary.join(overhead, on="tactic")
 
+    shown_settings = {key: value for key, value in settings.items() if key != "seeds"}
     ratio_text = ""
     for variant in ("concurrent", "concurrent-auto"):
         if not {"weaknas", variant} <= set(tactic_traces.tactic):
@@ -382,7 +383,8 @@ def report(problem, tag, traces, runs, validated, hv, budget, settings) -> None:
             "the seeds that did (`reached_p%` of them); `hv@n`: mean (sd) HV after n validations; "
             "`measure_s`/`search_s`: mean wall seconds per run spent validating / deciding.",
             "",
-            f"Settings: {settings}; NSGA-II and random use `pop_size`, ConcurrentNAS `concurrent_pop_size` "
+            f"Settings: {shown_settings} (seeds: `n_seeds`); "
+            "NSGA-II and random use `pop_size`, ConcurrentNAS `concurrent_pop_size` "
             "with `n_gen` inner generations (ridge for top-1, `concurrent-auto`: ridge or gradient boosting "
             "by cross-validated Kendall tau at each refit; exact MACs or table latency), full search "
             "2 x `batch` random archs then 200 generations, WeakNAS `pool_size`, `batch` per round, top "
