@@ -192,9 +192,9 @@ def main() -> None:
     args = parser.parse_args()
 
     settings = dict(PROFILES[args.profile], popdb_threshold=args.popdb_threshold)
-    settings.update(budget=args.budget or settings["budget"], seeds=args.seeds or settings["seeds"])
-    budget = args.budget or settings["budget"]
-    n_seeds = args.seeds or settings["seeds"]
+    profile_seeds = settings.pop("seeds")  # not a run setting: the summary counts the seeds that ran
+    n_seeds = args.seeds or profile_seeds
+    settings["budget"] = budget = args.budget or settings["budget"]
     supernet_name, objectives, source_objectives = PROBLEMS[args.problem]
     supernet = (
         load_supernet(supernet_name, ofa_data=args.ofa_data)
@@ -341,7 +341,6 @@ def report(problem, tag, traces, runs, validated, hv, budget, settings) -> None:
     overhead = runs[runs.tag == tag].groupby("tactic")[["measure_s", "search_s"]].mean()
     summary = summary.join(overhead, on="tactic")
 
-    shown_settings = {key: value for key, value in settings.items() if key != "seeds"}
     ratio_text = ""
     for variant in ("concurrent", "concurrent-auto"):
         if not {"weaknas", variant} <= set(tactic_traces.tactic):
@@ -383,7 +382,7 @@ def report(problem, tag, traces, runs, validated, hv, budget, settings) -> None:
             "the seeds that did (`reached_p%` of them); `hv@n`: mean (sd) HV after n validations; "
             "`measure_s`/`search_s`: mean wall seconds per run spent validating / deciding.",
             "",
-            f"Settings: {shown_settings} (seeds: `n_seeds`); "
+            f"Settings: {settings} (seeds: `n_seeds`); "
             "NSGA-II and random use `pop_size`, ConcurrentNAS `concurrent_pop_size` "
             "with `n_gen` inner generations (ridge for top-1, `concurrent-auto`: ridge or gradient boosting "
             "by cross-validated Kendall tau at each refit; exact MACs or table latency), full search "
