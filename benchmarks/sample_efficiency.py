@@ -10,7 +10,8 @@ Problems (``--problem``):
 Tactics: random, validation-only NSGA-II, full search, warm-started ConcurrentNAS (from the best
 population of a search for another cost: another hardware config, or parameters instead of MACs),
 ConcurrentNAS (ridge; ``concurrent-auto``: ridge or gradient boosting chosen by cross-validation),
-ConcurrentNAS on the PopDB space (built from that other search's history) and WeakNAS.
+ConcurrentNAS on the PopDB space (built from that other search's history) and WeakNAS. Warm start
+and PopDB use the default predictor (``auto``) like ``concurrent-auto``.
 Every validation goes through the Evaluator into ``benchmarks/cache/<supernet>.sqlite`` (shared by
 the problems on one supernet: top-1 measured for one is reused by the other), so a rerun reuses what
 was measured; each finished (tactic, seed) trace is cached in
@@ -79,6 +80,8 @@ PROBLEMS = {
 TACTICS = ("random", "nsga2", "full", "warm", "concurrent", "concurrent-auto", "popdb", "weaknas")
 #: Runs that are ConcurrentNAS searches (their search ids name the inner-search length)
 CONCURRENT_RUNS = ("concurrent", "concurrent-auto", "warm", "popdb", "reference")
+#: ConcurrentNAS runs with the paper's ridge predictor; the others choose ridge or boosting ("auto")
+RIDGE_RUNS = ("concurrent", "reference")
 PROFILES = {
     # CI-sized: one seed, 100 validations (about 20 minutes per embedded problem on 2 cores)
     "quick": {
@@ -145,7 +148,7 @@ def make_tactic(name, space, objectives, budget, hv, seed, settings, exact, init
             budget,
             pop_size=settings["concurrent_pop_size"],
             n_gen=settings["n_gen"],
-            predictor="auto" if name == "concurrent-auto" else "ridge",
+            predictor="ridge" if name in RIDGE_RUNS else "auto",
             exact=exact,
             initial_archs=initial,
             **common,
@@ -264,9 +267,10 @@ def main() -> None:
         )
         start = time.perf_counter()
         source_name = "-".join(source_objectives)
-        run_name = {"popdb": f"popdb{args.popdb_threshold}-{source_name}", "warm": f"warm-{source_name}"}.get(
-            tactic_name, tactic_name
-        )
+        run_name = {
+            "popdb": f"popdb{args.popdb_threshold}-auto-{source_name}",
+            "warm": f"warm-auto-{source_name}",
+        }.get(tactic_name, tactic_name)
         if tactic_name in CONCURRENT_RUNS:
             run_name += f"-g{settings['n_gen']}"
         run_tactic(tactic, evaluator, search_id=f"{args.problem}-{run_name}-{tag}-s{seed}", progress=True)
@@ -384,12 +388,13 @@ def report(problem, tag, traces, runs, validated, hv, budget, settings) -> None:
             "",
             f"Settings: {settings} (seeds: `n_seeds`); "
             "NSGA-II and random use `pop_size`, ConcurrentNAS `concurrent_pop_size` "
-            "with `n_gen` inner generations (ridge for top-1, `concurrent-auto`: ridge or gradient boosting "
-            "by cross-validated Kendall tau at each refit; exact MACs or table latency), full search "
+            "with `n_gen` inner generations (`concurrent`: ridge for top-1, as in the paper; "
+            "`concurrent-auto`, `warm` and `popdb`: ridge or gradient boosting by cross-validated "
+            "Kendall tau at each refit, the library default; exact MACs or table latency), full search "
             "2 x `batch` random archs then 200 generations, WeakNAS `pool_size`, `batch` per round, top "
-            "10 x `batch`, gradient boosting; warm start and PopDB come from a ConcurrentNAS search of half "
-            "the budget for the problem's other cost (Note10 latency instead of MACs, MACs instead of "
-            "latency; on the embedded supernet parameters instead of MACs).",
+            "10 x `batch`, gradient boosting; warm start and PopDB come from a ridge ConcurrentNAS "
+            "search of half the budget for the problem's other cost (Note10 latency instead of MACs, "
+            "MACs instead of latency; on the embedded supernet parameters instead of MACs).",
             "",
             summary.round(4).to_markdown(index=False),
             "",
