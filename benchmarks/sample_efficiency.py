@@ -130,6 +130,11 @@ def exact_objectives(supernet, objectives, tables) -> dict:
     return exact
 
 
+def predictor_of(name: str) -> str:
+    """The top-1 predictor a ConcurrentNAS run uses; warm start and PopDB name it in their search ids."""
+    return "ridge" if name in RIDGE_RUNS else "auto"
+
+
 def make_tactic(name, space, objectives, budget, hv, seed, settings, exact, initial=None):
     common = {"hypervolume": hv, "seed": seed}
     pop, batch = settings["pop_size"], settings["batch"]
@@ -148,7 +153,7 @@ def make_tactic(name, space, objectives, budget, hv, seed, settings, exact, init
             budget,
             pop_size=settings["concurrent_pop_size"],
             n_gen=settings["n_gen"],
-            predictor="ridge" if name in RIDGE_RUNS else "auto",
+            predictor=predictor_of(name),
             exact=exact,
             initial_archs=initial,
             **common,
@@ -268,8 +273,8 @@ def main() -> None:
         start = time.perf_counter()
         source_name = "-".join(source_objectives)
         run_name = {
-            "popdb": f"popdb{args.popdb_threshold}-auto-{source_name}",
-            "warm": f"warm-auto-{source_name}",
+            "popdb": f"popdb{args.popdb_threshold}-{predictor_of('popdb')}-{source_name}",
+            "warm": f"warm-{predictor_of('warm')}-{source_name}",
         }.get(tactic_name, tactic_name)
         if tactic_name in CONCURRENT_RUNS:
             run_name += f"-g{settings['n_gen']}"
