@@ -11,7 +11,10 @@ Tactics: random, validation-only NSGA-II, full search, warm-started ConcurrentNA
 population of a search for another cost: another hardware config, or parameters instead of MACs),
 ConcurrentNAS (ridge; ``concurrent-auto``: ridge or gradient boosting chosen by cross-validation),
 ConcurrentNAS on the PopDB space (built from that other search's history) and WeakNAS. Warm start
-and PopDB use the default predictor (``auto``) like ``concurrent-auto``.
+and PopDB use the default predictor (``auto``) like ``concurrent-auto``. Not run by default:
+``popdb-topup``, PopDB with ``ConcurrentNAS(min_new=concurrent_pop_size)``, which validates a whole
+population of new archs per iteration where plain ConcurrentNAS stalls in a small PopDB space, and
+``popdb-keep-r``, the same with the input resolution left out of PopDB (``keep=("r",)``).
 Every validation goes through the Evaluator into ``benchmarks/cache/<supernet>.sqlite`` (shared by
 the problems on one supernet: top-1 measured for one is reused by the other), so a rerun reuses what
 was measured; each finished (tactic, seed) trace is cached in
@@ -78,8 +81,12 @@ PROBLEMS = {
     ),
 }
 TACTICS = ("random", "nsga2", "full", "warm", "concurrent", "concurrent-auto", "popdb", "weaknas")
+#: Runs on the PopDB space of their source search
+POPDB_RUNS = ("popdb", "popdb-topup", "popdb-keep-r")
+#: Tactics run only when named in ``--tactics``
+OPTIONAL_TACTICS = ("popdb-topup", "popdb-keep-r")
 #: Runs that are ConcurrentNAS searches (their search ids name the inner-search length)
-CONCURRENT_RUNS = ("concurrent", "concurrent-auto", "warm", "popdb", "reference")
+CONCURRENT_RUNS = ("concurrent", "concurrent-auto", "warm", *POPDB_RUNS, "reference")
 #: ConcurrentNAS runs with the paper's ridge predictor; the others choose ridge or boosting ("auto")
 RIDGE_RUNS = ("concurrent", "reference")
 PROFILES = {
@@ -156,6 +163,7 @@ def make_tactic(name, space, objectives, budget, hv, seed, settings, exact, init
             predictor=predictor_of(name),
             exact=exact,
             initial_archs=initial,
+            min_new=settings["concurrent_pop_size"] if name in ("popdb-topup", "popdb-keep-r") else 0,
             **common,
         )
     if name == "weaknas":
@@ -175,7 +183,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--problem", choices=sorted(PROBLEMS), default="digits-macs")
     parser.add_argument("--profile", choices=sorted(PROFILES), default="quick")
-    parser.add_argument("--tactics", nargs="+", default=list(TACTICS), choices=TACTICS)
+    parser.add_argument("--tactics", nargs="+", default=list(TACTICS), choices=TACTICS + OPTIONAL_TACTICS)
     parser.add_argument("--seeds", type=int, help="number of seeds (profile default)")
     parser.add_argument(
         "--first-seed", type=int, default=0, help="seeds run from here (split seeds over processes)"
@@ -192,7 +200,7 @@ def main() -> None:
         "--rerun",
         nargs="+",
         default=[],
-        choices=(*TACTICS, "reference"),
+        choices=(*TACTICS, *OPTIONAL_TACTICS, "reference"),
         help="drop these tactics' cached runs of this profile and budget first (e.g. after a tactic changed)",
     )
     parser.add_argument("--report-only", action="store_true", help="only rewrite the summary from the cache")
@@ -251,7 +259,7 @@ def main() -> None:
         if args.report_only or done(tactic_name, seed):
             continue
         initial, run_space = None, space
-        if tactic_name in ("warm", "popdb"):
+        if tactic_name in ("warm", *POPDB_RUNS):
             source_id = (
                 f"{args.problem}-source-{'-'.join(source_objectives)}-{tag}-g{settings['n_gen']}-s{seed}"
             )
@@ -264,7 +272,10 @@ def main() -> None:
             else:
                 history = evaluator.store.history(source_id)
                 run_space = popdb_space(
-                    space, [space.from_key(k) for k in history.arch], threshold=args.popdb_threshold
+                    space,
+                    [space.from_key(k) for k in history.arch],
+                    threshold=args.popdb_threshold,
+                    keep=("r",) if tactic_name == "popdb-keep-r" else (),
                 ).space
         run_budget = reference_budget if tactic_name == "reference" else budget
         tactic = make_tactic(
@@ -274,6 +285,8 @@ def main() -> None:
         source_name = "-".join(source_objectives)
         run_name = {
             "popdb": f"popdb{args.popdb_threshold}-{predictor_of('popdb')}-{source_name}",
+            "popdb-topup": f"popdb{args.popdb_threshold}-{predictor_of('popdb')}-topup-{source_name}",
+            "popdb-keep-r": f"popdb{args.popdb_threshold}-keep-r-{predictor_of('popdb')}-topup-{source_name}",
             "warm": f"warm-{predictor_of('warm')}-{source_name}",
         }.get(tactic_name, tactic_name)
         if tactic_name in CONCURRENT_RUNS:
@@ -394,8 +407,10 @@ def report(problem, tag, traces, runs, validated, hv, budget, settings) -> None:
             f"Settings: {settings} (seeds: `n_seeds`); "
             "NSGA-II and random use `pop_size`, ConcurrentNAS `concurrent_pop_size` "
             "with `n_gen` inner generations (`concurrent`: ridge for top-1, as in the paper; "
-            "`concurrent-auto`, `warm` and `popdb`: ridge or gradient boosting by cross-validated "
-            "Kendall tau at each refit, the library default; exact MACs or table latency), full search "
+            "`concurrent-auto`, `warm`, `popdb` and `popdb-topup`: ridge or gradient boosting by "
+            "cross-validated Kendall tau at each refit, the library default; exact MACs or table latency; "
+            "`popdb-topup` and `popdb-keep-r` validate at least `concurrent_pop_size` new archs per "
+            "iteration, `popdb-keep-r` in a PopDB space that keeps every input resolution), full search "
             "2 x `batch` random archs then 200 generations, WeakNAS `pool_size`, `batch` per round, top "
             "10 x `batch`, gradient boosting; warm start and PopDB come from a ridge ConcurrentNAS "
             "search of half the budget for the problem's other cost (Note10 latency instead of MACs, "

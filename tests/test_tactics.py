@@ -120,6 +120,27 @@ def test_concurrent_exact_objective_and_iteration_options():
     assert seen[:3] == [1, 2, 3] and exact_calls and tactic.kinds == {"acc": "auto"}
 
 
+def test_concurrent_min_new_keeps_validating_in_a_small_space():
+    fixed = {**{f"d_{s}": [2] for s in range(5)}, **{f"ks_{i}": [7] for i in range(20)}}
+    small = SPACE.restrict({**fixed, **{f"e_{i}": [3, 6] for i in range(20)}})  # 1,024 archs
+
+    def make(min_new):
+        return ConcurrentNAS(
+            small, OBJECTIVES, 120, pop_size=10, n_gen=2, predictor="ridge", seed=0, min_new=min_new
+        )
+
+    stalled = make(0)
+    drive(stalled)
+    assert stalled.done and stalled.n_validations < 120  # the inner search keeps returning validated archs
+    topped_up = make(10)
+    batches = []
+    while archs := topped_up.ask():
+        batches.append(len(archs))
+        topped_up.tell(archs, toy(archs))
+    assert topped_up.n_validations == 120 and min(batches) == 10
+    assert topped_up.config()["min_new"] == 10 and "min_new" not in stalled.config()
+
+
 def test_warm_start_first_batch_is_the_given_population():
     initial = SPACE.sample(10, rng=7)
     for make in (
@@ -154,6 +175,9 @@ def test_popdb_removes_rare_values_and_shrinks_space():
     assert 3 in result.removed.get("ks_0", []) and result.space.choices["ks_0"][-1] == 7
     assert result.size_after < result.size_before and 0 < result.size_ratio < 1
     assert len(result.labels) == 200
+    kept_e1 = popdb_space(SPACE, archs, threshold=0.2, min_cluster_size=5, keep=["e_1"])
+    assert "e_1" not in kept_e1.removed and kept_e1.space.choices["e_1"] == SPACE.choices["e_1"]
+    assert kept_e1.removed["ks_0"] == result.removed["ks_0"]
     assert set(result.frequencies.columns) >= {"parameter", "value", "frequency", "kept"}
     tactic = ConcurrentNAS(result.space, OBJECTIVES, 40, pop_size=20, seed=0)
     drive(tactic)
@@ -184,6 +208,7 @@ def test_analysis_helpers():
         (lambda: RandomSearch(SPACE, OBJECTIVES, 10, batch_size=-1), "batch_size"),
         (lambda: EvolutionarySearch(SPACE, OBJECTIVES, 10, algorithm="nsga9"), "unknown algorithm"),
         (lambda: ConcurrentNAS(SPACE, OBJECTIVES, 10, n_gen=0), "n_gen"),
+        (lambda: ConcurrentNAS(SPACE, OBJECTIVES, 10, min_new=-1), "min_new"),
         (lambda: ConcurrentNAS(SPACE, OBJECTIVES, 10, predictor="forest"), "unknown predictor kind"),
         (lambda: ConcurrentNAS(SPACE, OBJECTIVES, 10, exact={"latency": len}), "not objectives"),
         (lambda: WeakNAS(SPACE, OBJECTIVES, 10, target="bleu"), "target"),
@@ -193,6 +218,7 @@ def test_analysis_helpers():
         (lambda: popdb_space(SPACE, SPACE.sample(50, rng=0), threshold=1.5), r"\(0, 1\)"),
         (lambda: popdb_space(SPACE, SPACE.sample(50, rng=0), threshold=0.0), r"\(0, 1\)"),
         (lambda: popdb_space(SPACE, SPACE.sample(3, rng=0)), "at least"),
+        (lambda: popdb_space(SPACE, SPACE.sample(50, rng=0), keep=["res"]), "unknown parameter"),
         (lambda: objective_metrics(["accuracy"]), "not a measured metric"),
         (lambda: objective_metrics(["latency_ms"]), "needs a hardware key"),
     ],

@@ -5,12 +5,20 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
+from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_distance
+from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+
+from nastools._encoding import decode_x
 from nastools.search._hypervolume import pareto_front_mask
-from nastools.search._surrogate import ExactFn, predictor_kinds, search_on_predictors
+from nastools.search._surrogate import ExactFn, PredictorSearch, predictor_kinds, search_on_predictors
 from nastools.search._tactic import Tactic, check_budget
 from nastools.space import Arch
 
 __all__ = ["ConcurrentNAS", "FullSearch"]
+
+#: Rounds of random sampling that may top a population up when the inner search's archs run out.
+_RANDOM_TOP_UP_TRIES = 10
 
 
 class ConcurrentNAS(Tactic):
@@ -21,6 +29,11 @@ class ConcurrentNAS(Tactic):
     are computed instead), runs the inner algorithm on the predictors for ``n_gen`` generations,
     starting from the best validated population, and validates its final population: C_{i+1}.
     Members of C_{i+1} validated before cost nothing; the loop ends when the budget is spent.
+
+    In a small space (a :func:`popdb_space`, say) the inner search soon returns archs validated
+    already, so iterations validate little or nothing new and the tactic stops after 50 idle
+    ones. ``min_new`` tops C_{i+1} up with the best-predicted unvalidated archs the inner search
+    evaluated (by predicted non-dominated rank, then crowding distance), then random ones.
 
     Args:
         *args: See :class:`Tactic` (space, objectives, n_validations).
@@ -42,6 +55,8 @@ class ConcurrentNAS(Tactic):
         algorithm: The inner pymoo algorithm by name.
         iteration_options: ``fn(iteration) -> dict`` of inner-search settings that change between
             iterations (keys ``n_gen``, ``pop_size`` or :func:`make_algorithm` options).
+        min_new: Validate at least this many new archs per iteration, while the budget and the
+            space last (0, the default, is the paper's Algorithm 1).
         **kwargs: See :class:`Tactic` (hypervolume, seed, initial_archs).
 
     Example:
@@ -62,6 +77,7 @@ class ConcurrentNAS(Tactic):
         exact: Mapping[str, ExactFn] | None = None,
         algorithm: str = "nsga2",
         iteration_options: Callable[[int], Mapping[str, Any]] | None = None,
+        min_new: int = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -71,6 +87,9 @@ class ConcurrentNAS(Tactic):
         self.kinds = predictor_kinds(self.objectives, predictor, self.exact)
         self.algorithm = algorithm
         self.iteration_options = iteration_options
+        if isinstance(min_new, bool) or not isinstance(min_new, (int, np.integer)) or min_new < 0:
+            raise ValueError(f"min_new must be a non-negative integer, got {min_new!r}")
+        self.min_new = int(min_new)
         self.iteration = 0
 
     def config(self) -> dict[str, Any]:  # noqa: D102 - documented on Tactic
@@ -81,6 +100,7 @@ class ConcurrentNAS(Tactic):
             "predictors": self.kinds,
             "exact": sorted(self.exact),
             "algorithm": self.algorithm,
+            **({"min_new": self.min_new} if self.min_new else {}),
         }
 
     def _propose(self) -> list[Arch]:
@@ -90,7 +110,7 @@ class ConcurrentNAS(Tactic):
             options = dict(self.iteration_options(self.iteration)) if self.iteration_options else {}
             n_gen = check_budget("n_gen", options.pop("n_gen", self.n_gen))
             pop_size = check_budget("pop_size", options.pop("pop_size", self.pop_size))
-            proposal, _ = search_on_predictors(
+            inner = search_on_predictors(
                 self.space,
                 self.objectives,
                 self._measured_archs(),
@@ -104,8 +124,41 @@ class ConcurrentNAS(Tactic):
                 seed=int(self.rng.integers(2**31)),
                 algorithm_options=options,
             )
+            proposal = inner.archs + self._top_up(inner)
         self.iteration += 1
         return proposal
+
+    def _top_up(self, inner: PredictorSearch) -> list[Arch]:
+        """Unvalidated archs that bring C_{i+1}'s new members up to ``min_new``.
+
+        The best predicted of the archs ``inner`` evaluated first, then random ones.
+        """
+        known = {self.space.key(a) for a in inner.archs} | set(self._values)
+        missing = self.min_new - len({self.space.key(a) for a in inner.archs} - set(self._values))
+        if missing <= 0:
+            return []
+        _, first = np.unique(inner.visited_x, axis=0, return_index=True)
+        first.sort()
+        archs = decode_x(self.space, inner.visited_x[first])
+        fresh = [i for i, arch in enumerate(archs) if self.space.key(arch) not in known]
+        chosen: list[Arch] = []
+        if fresh:
+            F = self._F({name: column[first][fresh] for name, column in inner.visited_predicted.items()})  # noqa: N806
+            for front in NonDominatedSorting().do(F):
+                if len(chosen) + len(front) > missing:
+                    front = front[np.argsort(-calc_crowding_distance(F[front]), kind="stable")]
+                chosen += [archs[fresh[i]] for i in front[: missing - len(chosen)]]
+                if len(chosen) == missing:
+                    return chosen
+        known |= {self.space.key(a) for a in chosen}
+        for _ in range(_RANDOM_TOP_UP_TRIES):
+            for arch in self.space.sample(missing - len(chosen), rng=self.rng):
+                if (key := self.space.key(arch)) not in known:
+                    known.add(key)
+                    chosen.append(arch)
+            if len(chosen) == missing:
+                break
+        return chosen
 
     def population(self, size: int | None = None) -> list[Arch]:
         """The best ``pop_size`` validated archs: the population the next iteration starts from."""
@@ -175,7 +228,7 @@ class FullSearch(Tactic):
             return self.initial_archs or self.space.sample(self.n_initial, rng=self.rng)
         if self._stage > 2:
             return None
-        archs, predicted = search_on_predictors(
+        inner = search_on_predictors(
             self.space,
             self.objectives,
             self._measured_archs(),
@@ -187,5 +240,5 @@ class FullSearch(Tactic):
             n_gen=self.n_gen,
             seed=int(self.rng.integers(2**31)),
         )
-        on_front = pareto_front_mask(self._F(predicted))
-        return [arch for arch, keep in zip(archs, on_front) if keep]
+        on_front = pareto_front_mask(self._F(inner.predicted))
+        return [arch for arch, keep in zip(inner.archs, on_front) if keep]

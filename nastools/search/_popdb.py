@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +47,7 @@ def popdb_space(
     *,
     min_cluster_size: int = 10,
     min_samples: int | None = None,
+    keep: Iterable[str] = (),
 ) -> PopDBResult:
     """Constrain ``space`` to the parameter values an earlier search kept choosing.
 
@@ -62,6 +63,8 @@ def popdb_space(
         threshold: A share in (0, 1) for every parameter, or ``{parameter: share}`` (others 0.1).
         min_cluster_size: HDBSCAN's smallest cluster.
         min_samples: HDBSCAN's density parameter (default: ``min_cluster_size``).
+        keep: Parameters left with all their values, e.g. ``("r",)`` when the earlier search's
+            cost ignores the input resolution (parameters) but the next one's does not (MACs).
 
     Returns:
         The constrained space and a report (:class:`PopDBResult`).
@@ -84,6 +87,9 @@ def popdb_space(
         if not (isinstance(share, (int, float)) and 0.0 < share < 1.0):
             raise ValueError(f"PopDB threshold for {name!r} must lie in (0, 1), got {share!r}")
         thresholds[name] = float(share)
+    keep = set(keep)
+    if unknown := sorted(keep - set(space.names)):
+        raise ValueError(f"keep names unknown parameter(s) {unknown}")
     archs = [space.canonical(a) for a in archs]
     if len(archs) < max(min_cluster_size, 2):
         raise ValueError(
@@ -103,13 +109,13 @@ def popdb_space(
         choices = space.choices[name]
         counts = np.array([active.count(v) for v in choices], dtype=np.float64)
         share = counts / counts.sum() if counts.sum() else np.ones(len(choices))
-        keep = share >= thresholds[name]
-        keep[int(np.argmax(share))] = True
-        for value, s, k in zip(choices, share, keep):
+        kept = share >= thresholds[name] if name not in keep else np.ones(len(choices), dtype=bool)
+        kept[int(np.argmax(share))] = True
+        for value, s, k in zip(choices, share, kept):
             rows.append({"parameter": name, "value": value, "frequency": float(s), "kept": bool(k)})
-        if not keep.all():
-            allowed[name] = [v for v, k in zip(choices, keep) if k]
-            removed[name] = [v for v, k in zip(choices, keep) if not k]
+        if not kept.all():
+            allowed[name] = [v for v, k in zip(choices, kept) if k]
+            removed[name] = [v for v, k in zip(choices, kept) if not k]
     constrained = space.restrict(allowed)
     return PopDBResult(
         space=constrained,

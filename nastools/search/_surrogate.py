@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -18,7 +18,7 @@ from nastools.search._problem import ArchProblem
 from nastools.search._run import run_search
 from nastools.space import Arch, SearchSpace
 
-__all__ = ["ExactFn", "predictor_kinds", "search_on_predictors"]
+__all__ = ["ExactFn", "PredictorSearch", "predictor_kinds", "search_on_predictors"]
 
 #: A cheap exact objective (e.g. MACs): archs in, one value per arch out.
 ExactFn = Callable[[Sequence[Arch]], Sequence[float]]
@@ -44,6 +44,19 @@ def predictor_kinds(
     return kinds
 
 
+class PredictorSearch(NamedTuple):
+    """What a search on predictors found: its final population and every arch it evaluated."""
+
+    archs: list[Arch]
+    """The final population."""
+    predicted: dict[str, np.ndarray]
+    """Its predicted objective values in natural units, by objective name."""
+    visited_x: np.ndarray
+    """Every individual the search evaluated, as canonical choice indices (repeats included)."""
+    visited_predicted: dict[str, np.ndarray]
+    """Their predicted objective values."""
+
+
 def search_on_predictors(
     space: SearchSpace,
     objectives: Sequence[Objective],
@@ -58,22 +71,26 @@ def search_on_predictors(
     initial_archs: Sequence[Arch] | None = None,
     seed: int = 0,
     algorithm_options: Mapping[str, Any] | None = None,
-) -> tuple[list[Arch], np.ndarray]:
+) -> PredictorSearch:
     """Fit predictors on measured ``archs``/``values`` and run ``algorithm`` on them.
 
     Returns:
-        The final population's archs and its predicted (natural-unit) objective matrix.
+        The final population and every arch evaluated on the way, with predicted objectives.
     """
     predictors = {}
     with single_threaded():
         for name, kind in kinds.items():
             predictors[name] = make_predictor(space, kind, seed=seed).fit(space.encode(archs), values[name])
 
+    visited_X, visited_F = [], []
+
     def evaluate(X: np.ndarray) -> dict[str, np.ndarray]:
         out = {name: model.predict(X) for name, model in predictors.items()}
         if exact:
             decoded = decode_x(space, X)
             out |= {name: np.asarray(fn(decoded), dtype=np.float64) for name, fn in exact.items()}
+        visited_X.append(X)
+        visited_F.append({o.name: np.asarray(out[o.name], dtype=np.float64) for o in objectives})
         return out
 
     problem = ArchProblem(space, objectives, evaluate, pass_x=True)
@@ -90,4 +107,9 @@ def search_on_predictors(
     with single_threaded():
         result = run_search(problem, engine, n_gen=n_gen, seed=seed)
     X = np.asarray(result.pop.get("X")).astype(np.int64)
-    return decode_x(space, X), problem.values(result.pop.get("F"))
+    return PredictorSearch(
+        archs=decode_x(space, X),
+        predicted=problem.values(result.pop.get("F")),
+        visited_x=np.concatenate(visited_X),
+        visited_predicted={o.name: np.concatenate([f[o.name] for f in visited_F]) for o in objectives},
+    )
