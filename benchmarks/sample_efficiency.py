@@ -83,8 +83,10 @@ PROBLEMS = {
 TACTICS = ("random", "nsga2", "full", "warm", "concurrent", "concurrent-auto", "popdb", "weaknas")
 #: Runs on the PopDB space of their source search
 POPDB_RUNS = ("popdb", "popdb-topup", "popdb-keep-r")
+#: PopDB runs whose ConcurrentNAS validates a whole population of new archs per iteration (min_new)
+TOPUP_RUNS = ("popdb-topup", "popdb-keep-r")
 #: Tactics run only when named in ``--tactics``
-OPTIONAL_TACTICS = ("popdb-topup", "popdb-keep-r")
+OPTIONAL_TACTICS = TOPUP_RUNS
 #: Runs that are ConcurrentNAS searches (their search ids name the inner-search length)
 CONCURRENT_RUNS = ("concurrent", "concurrent-auto", "warm", *POPDB_RUNS, "reference")
 #: ConcurrentNAS runs with the paper's ridge predictor; the others choose ridge or boosting ("auto")
@@ -163,7 +165,7 @@ def make_tactic(name, space, objectives, budget, hv, seed, settings, exact, init
             predictor=predictor_of(name),
             exact=exact,
             initial_archs=initial,
-            min_new=settings["concurrent_pop_size"] if name in ("popdb-topup", "popdb-keep-r") else 0,
+            min_new=settings["concurrent_pop_size"] if name in TOPUP_RUNS else 0,
             **common,
         )
     if name == "weaknas":
@@ -283,12 +285,14 @@ def main() -> None:
         )
         start = time.perf_counter()
         source_name = "-".join(source_objectives)
-        run_name = {
-            "popdb": f"popdb{args.popdb_threshold}-{predictor_of('popdb')}-{source_name}",
-            "popdb-topup": f"popdb{args.popdb_threshold}-{predictor_of('popdb')}-topup-{source_name}",
-            "popdb-keep-r": f"popdb{args.popdb_threshold}-keep-r-{predictor_of('popdb')}-topup-{source_name}",
-            "warm": f"warm-{predictor_of('warm')}-{source_name}",
-        }.get(tactic_name, tactic_name)
+        if tactic_name in POPDB_RUNS:
+            keep = "-keep-r" if tactic_name == "popdb-keep-r" else ""
+            topup = "-topup" if tactic_name in TOPUP_RUNS else ""
+            run_name = f"popdb{args.popdb_threshold}{keep}-{predictor_of(tactic_name)}{topup}-{source_name}"
+        elif tactic_name == "warm":
+            run_name = f"warm-{predictor_of(tactic_name)}-{source_name}"
+        else:
+            run_name = tactic_name
         if tactic_name in CONCURRENT_RUNS:
             run_name += f"-g{settings['n_gen']}"
         run_tactic(tactic, evaluator, search_id=f"{args.problem}-{run_name}-{tag}-s{seed}", progress=True)

@@ -133,10 +133,11 @@ class ConcurrentNAS(Tactic):
 
         The best predicted of the archs ``inner`` evaluated first, then random ones.
         """
-        known = {self.space.key(a) for a in inner.archs} | set(self._values)
-        missing = self.min_new - len({self.space.key(a) for a in inner.archs} - set(self._values))
+        proposed = {self.space.key(a) for a in inner.archs}
+        missing = self.min_new - len(proposed - self._values.keys())
         if missing <= 0:
             return []
+        known = proposed | self._values.keys()
         _, first = np.unique(inner.visited_x, axis=0, return_index=True)
         first.sort()
         archs = decode_x(self.space, inner.visited_x[first])
