@@ -18,7 +18,7 @@ from _common import RESULTS, write_results
 from scipy.stats import kendalltau
 
 from nastools.hardware import HardwareConfig, default_hardware_configs, measure_latencies
-from nastools.supernets import load_supernet
+from nastools.supernet import default_supernet, load_supernet
 
 PAIR_GAP = 0.05
 """Pairs of sub-networks whose mean latencies differ by more than this fraction are "apart"."""
@@ -38,11 +38,11 @@ def main() -> None:
     parser.add_argument(
         "--name", default="latency_repeatability", help="results/<name>.md, .csv and <name>-passes.csv"
     )
+    parser.add_argument("--supernet", default=default_supernet())
     args = parser.parse_args()
-    supernet = load_supernet()
+    supernet = load_supernet(args.supernet)
     archs = supernet.space.sample(args.n_archs, rng=args.seed)
     subnets = [supernet.subnet(arch) for arch in archs]
-    shapes = [supernet.input_shape(arch) for arch in archs]
     rng = np.random.default_rng(args.seed)
     rows, per_arch = [], []
     configs = default_hardware_configs()
@@ -53,7 +53,7 @@ def main() -> None:
         for order in (np.arange(len(archs)), rng.permutation(len(archs))):
             timings = measure_latencies(
                 [subnets[i] for i in order],
-                [shapes[i] for i in order],
+                [supernet.example_inputs(archs[i], hardware.batch_size) for i in order],
                 hardware,
                 rounds=args.rounds,
                 min_run_time=args.min_run_time,
@@ -88,7 +88,7 @@ def main() -> None:
     pd.DataFrame(per_arch).to_csv(RESULTS / f"{args.name}-passes.csv", index=False)
     tau = table.set_index("hardware").kendall_tau
     summary = (
-        f"{args.n_archs} random sub-networks of the embedded supernet, two passes per config (the second "
+        f"{args.n_archs} random sub-networks of `{args.supernet}`, two passes per config (the second "
         f"in another order), min_run_time {args.min_run_time} s per sub-network, interleaved in "
         f"{args.rounds} rounds (`measure_latencies`, torch.utils.benchmark).\n\n"
         "Kendall tau: "

@@ -18,7 +18,7 @@ from _common import write_results
 
 from nastools.predictors import make_predictor
 from nastools.search import ArchProblem, make_algorithm, run_search
-from nastools.supernets import load_supernet
+from nastools.supernet import default_supernet, load_supernet
 
 
 def main() -> None:
@@ -26,8 +26,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--pop-size", type=int, default=50)
     parser.add_argument("--n-gen", type=int, default=200)
+    parser.add_argument("--supernet", default=default_supernet())
     args = parser.parse_args()
-    supernet = load_supernet()
+    supernet = load_supernet(args.supernet)
     space = supernet.space
     archs = space.sample(500, rng=0)
     X = space.encode(archs)  # noqa: N806 - pymoo's name
@@ -52,7 +53,8 @@ def main() -> None:
     table = pd.DataFrame(rows)
     median = float(np.median(table.seconds))
     summary = (
-        f"NSGA-II, population {args.pop_size} x {args.n_gen} generations on two ridge predictors "
+        f"Supernet `{args.supernet}`. NSGA-II, population {args.pop_size} x {args.n_gen} generations on "
+        "two ridge predictors "
         f"({int(table.predictions.median())} predictions per run), {args.repeats} seeds.\n\n"
         f"**Median wall time: {median:.2f} s** (target <= 2 s)."
     )

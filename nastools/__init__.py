@@ -1,11 +1,13 @@
 """nastools: hardware-aware neural architecture search on weight-sharing super-networks.
 
-Public subpackages and modules: :mod:`nastools.space`, :mod:`nastools.supernets`,
-:mod:`nastools.hardware`, :mod:`nastools.evaluation`, :mod:`nastools.store`, :mod:`nastools.data`,
-:mod:`nastools.training`.
+The generic contracts are one module each: :mod:`nastools.space`, :mod:`nastools.objectives`,
+:mod:`nastools.supernet`, :mod:`nastools.hardware`, :mod:`nastools.evaluation`,
+:mod:`nastools.store`, :mod:`nastools.hypervolume`, :mod:`nastools.predictors`; searches live in
+:mod:`nastools.search`, analysis shared by notebooks and benchmarks in :mod:`nastools.analysis`,
+supernet families in :mod:`nastools.supernets`.
 """
 
-from nastools.space import Condition, SearchSpace, mobilenetv3_space
+from nastools.space import Arch, Condition, SearchSpace
 
-__all__ = ["Condition", "SearchSpace", "mobilenetv3_space"]
-__version__ = "0.1.0"
+__all__ = ["Arch", "Condition", "SearchSpace"]
+__version__ = "0.2.0"

@@ -1,62 +1,74 @@
-"""Measure sub-networks: task metric, MACs, parameters and latency per hardware config, into the store."""
+"""Measure sub-networks: task metrics, proxies and latency per hardware config, into the store."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from torch import nn
 from tqdm.auto import tqdm
 
-from nastools.hardware import HardwareConfig, LookupTableHardware, hardware_from_key, measure_latencies
-from nastools.lut import LatencyTable, missing_table_message
+from nastools.hardware import Hardware, resolve_hardware
+from nastools.metrics import Metric
+from nastools.objectives import Objective, column_label, parse_objectives
+from nastools.proxies import naswot
+from nastools.space import Arch
 from nastools.store import ResultStore
-from nastools.supernets import Supernet
+from nastools.supernet import Supernet
 
-__all__ = ["HARDWARE_METRICS", "METRICS", "Evaluator", "wide"]
+__all__ = ["COLUMNS", "Evaluator", "wide"]
 
-#: Metrics that do not depend on the hardware (stored with hardware ``""``).
-STATIC_METRICS = ("top1", "macs", "params")
-#: Metrics measured per hardware config.
-HARDWARE_METRICS = ("latency_ms",)
-METRICS = STATIC_METRICS + HARDWARE_METRICS
+#: Columns of the long table :meth:`Evaluator.measure` returns.
+COLUMNS = ["arch", "metric", "hardware", "host", "kind", "value", "spread", "repeats", "flagged", "reused"]
 
-COLUMNS = ["arch", "metric", "hardware", "value", "spread", "repeats", "flagged", "reused"]
+# Proxies first: the task metric recalibrates batch norm in place, and proxies must not see that.
+_ORDER = {"proxy": 0, "validation": 1, "prediction": 1}
+
+
+def _as_list(items: object, what: str) -> list:
+    """A bare string or single item as a one-item list; a list as it is."""
+    if items is None:
+        return []
+    if isinstance(items, (str, Hardware, Objective)):
+        return [items]
+    try:
+        return list(items)
+    except TypeError:
+        raise ValueError(f"{what} must be a list, got {items!r}") from None
 
 
 class Evaluator:
     """Measures archs of one supernet, every measurement stored as it is made.
 
-    A measurement already in the store (same supernet, checkpoint, canonical arch, metric and
-    hardware) is reused instead of repeated, so an interrupted run resumes where it stopped. A
-    sub-network is extracted only when a metric needs the module (measured top1, measured latency),
-    at most once per arch: MACs, parameters, a surrogate top1 and look-up-table latencies come from
-    the arch alone.
+    A measurement already in the store (same supernet, checkpoint, canonical arch, metric,
+    hardware and, for measured latency, host) is reused instead of repeated, so an interrupted run
+    resumes where it stopped. A sub-network is extracted only when a metric needs the module, at
+    most once per arch: MACs and parameters counted in closed form, a surrogate's prediction and
+    look-up-table latencies come from the arch alone.
+
+    Metrics are the supernet's declared task metrics (``top1``, ``perplexity`` ...), stored with
+    kind ``validation`` (or ``prediction`` for a surrogate), the proxies ``macs``, ``params`` and
+    ``naswot`` (kind ``proxy``), and ``latency_ms`` per hardware target.
 
     Args:
         supernet: What to measure.
         store: A :class:`ResultStore`, a path to one, or None to keep nothing.
         min_run_time: Seconds of timed runs per latency measurement (``torch.utils.benchmark``).
+        max_relative_spread: Latency whose IQR/median exceeds this is flagged.
+        progress: Show a tqdm bar that advances with every measurement.
         latency_rounds: Latencies of up to ``latency_group`` archs are timed together, interleaved
             in this many rounds (:func:`~nastools.hardware.measure_latencies`), so that a busy
-            phase of the machine does not land on a few archs only. Each group's latencies are
-            stored once the group is timed; everything else is stored as each arch is measured.
+            phase of the machine does not land on a few archs only.
         latency_group: How many sub-networks are timed together (they are held in memory).
-        max_relative_spread: Latency whose IQR/median exceeds this is flagged.
-        progress: Show a tqdm bar.
-        latency_tables: For look-up-table hardware keys (``lut-note10``, ``lut-i7-8700k``, see
-            :mod:`nastools.lut`): key to a :class:`~nastools.lut.LatencyTable` or the path of its
-            files (read when first needed). Their latencies are stored with spread 0 and 1 repeat.
+        naswot_batch_size: Inputs of the batch NASWOT scores.
 
     Example:
-        >>> evaluator = Evaluator(load_supernet(), "results.sqlite")  # doctest: +SKIP
+        >>> evaluator = Evaluator(load_supernet("digits-mbv3"), "results.sqlite")  # doctest: +SKIP
         >>> archs = evaluator.supernet.space.sample(4, rng=0)  # doctest: +SKIP
-        >>> evaluator.measure(archs, ["top1", "latency_ms"], ["cpu-t1-b1"])  # doctest: +SKIP
-        >>> ofa = Evaluator(load_supernet("ofa-mbv3-w1.2", ofa_data="CompOFA"), "ofa.sqlite",
-        ...                 latency_tables={"lut-note10": "CompOFA/latency_table@note10"})  # doctest: +SKIP
-        >>> ofa.measure(archs, ["top1", "macs", "latency_ms"], ["lut-note10"])  # doctest: +SKIP
+        >>> evaluator.measure(archs, ["top1", "macs", "latency_ms"], ["cpu-t1-b1"])  # doctest: +SKIP
     """
 
     def __init__(
@@ -67,158 +79,251 @@ class Evaluator:
         min_run_time: float = 0.1,
         max_relative_spread: float = 0.1,
         progress: bool = True,
-        latency_tables: Mapping[str, LatencyTable | str | Path] | None = None,
         latency_rounds: int = 5,
         latency_group: int = 25,
+        naswot_batch_size: int = 64,
     ) -> None:
+        if not isinstance(supernet, Supernet):
+            raise ValueError(
+                f"Evaluator needs a nastools Supernet, got {type(supernet).__name__}; "
+                "load one with nastools.supernet.load_supernet(name)"
+            )
+        for name, value in (("min_run_time", min_run_time), ("max_relative_spread", max_relative_spread)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+        for name, value in (
+            ("latency_rounds", latency_rounds),
+            ("latency_group", latency_group),
+            ("naswot_batch_size", naswot_batch_size),
+        ):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if naswot_batch_size < 2:
+            raise ValueError(f"naswot_batch_size must be at least 2, got {naswot_batch_size}")
         self.supernet = supernet
         self.store = ResultStore(store) if isinstance(store, (str, Path)) else store
-        self.min_run_time = min_run_time
-        self.max_relative_spread = max_relative_spread
+        self.timing = {"min_run_time": float(min_run_time), "max_relative_spread": float(max_relative_spread)}
+        self.latency_rounds = int(latency_rounds)
+        self.latency_group = int(latency_group)
+        self.naswot_batch_size = int(naswot_batch_size)
         self.progress = progress
-        self.latency_tables: dict[str, LatencyTable | str | Path] = dict(latency_tables or {})
-        for key in self.latency_tables:
-            LookupTableHardware.from_key(key)  # a table only makes sense for a lut-<platform> key
-        self._checked_tables: set[str] = set()
-        if latency_rounds < 1 or latency_group < 1:
-            raise ValueError(
-                f"latency_rounds and latency_group must be >= 1, got {latency_rounds}, {latency_group}"
-            )
-        self.latency_rounds = latency_rounds
-        self.latency_group = latency_group
+        #: Fresh measurements made (not read from the store), and how many latencies were flagged.
         self.n_measured = 0
+        self.n_flagged = 0
+
+    def __repr__(self) -> str:
+        return f"Evaluator({self.supernet.supernet_id!r}, store={self.store})"
+
+    # --- what can be measured ---------------------------------------------------------------------
+
+    def metrics(self, names: Iterable[str] | str | None = None) -> list[Metric]:
+        """The :class:`~nastools.metrics.Metric` of each name (default: task metrics, MACs, params).
+
+        Raises:
+            ValueError: A name the supernet has no metric for (the ones it has are listed).
+        """
+        if names is None:
+            return [*self.supernet.metrics, self.supernet.metric("macs"), self.supernet.metric("params")]
+        return [self.supernet.metric(name) for name in dict.fromkeys(_as_list(names, "metrics"))]
+
+    def hardware(self, hardware: Iterable[Hardware | str] | Hardware | str) -> list[Hardware]:
+        """Targets resolved (keys parsed, look-up tables from the supernet), validated, duplicates dropped.
+
+        Raises:
+            ValueError: A malformed key, a table the supernet lacks, or a target this machine cannot run.
+        """
+        targets: dict[str, Hardware] = {}
+        for item in _as_list(hardware, "hardware"):
+            target = resolve_hardware(item, self.supernet)
+            target.validate()
+            targets.setdefault(target.key, target)
+        return list(targets.values())
+
+    def free(self, objectives: Iterable[Objective] | Mapping[str, str]) -> dict[str, Callable]:
+        """Functions for the objectives that cost no validation: closed-form proxies and table latency.
+
+        Searches on predictors compute these exactly instead of predicting them.
+
+        Returns:
+            ``{objective label: fn(archs) -> values}`` for the objectives that qualify.
+        """
+        supernet = self.supernet
+        functions: dict[str, Callable] = {}
+        for objective in parse_objectives(objectives):
+            metric = supernet.metric(objective.metric)
+            if metric.per_hardware and objective.hardware is not None:
+                target = resolve_hardware(objective.hardware, supernet)
+                if not target.needs_subnet:
+                    functions[objective.label] = _table_latency(target, supernet)
+            elif objective.metric in ("macs", "params") and not supernet.needs_subnet(objective.metric):
+                count = getattr(supernet, objective.metric)
+                functions[objective.label] = lambda archs, count=count: [float(count(a)) for a in archs]
+        return functions
+
+    def proxy_features(self, metrics: Iterable[str] | str = ("params", "macs")) -> Callable:
+        """``fn(archs) -> array (n, len(metrics))`` of proxies, for predictors' extra features.
+
+        Only proxies that cost no forward pass qualify (closed-form MACs and parameters): a
+        predictor runs on every arch an inner search visits.
+
+        Raises:
+            ValueError: A metric that is not such a proxy (``naswot`` needs each sub-network's forward
+                pass: search on it as an objective instead).
+
+        Example:
+            >>> features = evaluator.proxy_features(["params"])  # doctest: +SKIP
+            >>> make_predictor(space, "ridge", extra_features=features)  # doctest: +SKIP
+        """
+        names = _as_list(metrics, "metrics")
+        for name in names:
+            metric = self.supernet.metric(name)
+            if metric.kind != "proxy" or name not in ("macs", "params") or self.supernet.needs_subnet(name):
+                raise ValueError(
+                    f"{name!r} cannot be a predictor feature of supernet {self.supernet.supernet_id!r}: only "
+                    "closed-form macs and params cost no forward pass; search on it as an objective instead"
+                )
+        counts = [getattr(self.supernet, name) for name in names]
+
+        def features(archs: Sequence[Arch]) -> np.ndarray:
+            return np.array([[float(count(a)) for count in counts] for a in archs]).reshape(
+                len(archs), len(counts)
+            )
+
+        features.__qualname__ = f"proxies[{','.join(names)}]"  # how a stored search's config names it
+        return features
+
+    # --- measuring ------------------------------------------------------------------------------------
+
+    def values(
+        self,
+        archs: Sequence[Arch],
+        objectives: Iterable[Objective] | Mapping[str, str],
+        search_id: str | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Measure ``objectives`` of ``archs``: one array per objective label, aligned with ``archs``."""
+        objectives = parse_objectives(objectives)
+        metrics = list(dict.fromkeys(o.metric for o in objectives))
+        hardware = list(dict.fromkeys(o.hardware for o in objectives if o.hardware is not None))
+        for objective in objectives:
+            metric = self.supernet.metric(objective.metric)
+            if metric.per_hardware != (objective.hardware is not None):
+                need = (
+                    "needs a hardware key, e.g. 'latency_ms@cpu-t1-b1'"
+                    if metric.per_hardware
+                    else (f"does not depend on hardware; drop '@{objective.hardware}'")
+                )
+                raise ValueError(f"objective {objective.label!r}: {objective.metric!r} {need}")
+        table = self.measure(archs, metrics, hardware, search_id=search_id)
+        if table.empty:  # no archs: wide() has no columns to give
+            return {o.label: np.zeros(0, dtype=np.float64) for o in objectives}
+        pivot = wide(table).set_index("arch")
+        keys = [self.supernet.space.key(arch) for arch in archs]
+        return {o.label: pivot.loc[keys, o.label].to_numpy(dtype=np.float64) for o in objectives}
 
     def measure(
         self,
-        archs: Mapping[str, int] | Iterable[Mapping[str, int]],
-        metrics: Sequence[str] = STATIC_METRICS,
-        hardware: Sequence[HardwareConfig | LookupTableHardware | str] = (),
+        archs: Arch | Iterable[Arch],
+        metrics: Iterable[str] | str | None = None,
+        hardware: Iterable[Hardware | str] | Hardware | str = (),
         search_id: str | None = None,
     ) -> pd.DataFrame:
-        """Measure ``metrics`` of ``archs`` (latency on every config in ``hardware``).
+        """Measure ``metrics`` of ``archs`` (per-hardware metrics on every target in ``hardware``).
 
         Args:
             archs: One arch or several; duplicates (after canonicalisation) are measured once.
-            metrics: Names from :data:`METRICS`.
-            hardware: Configs or keys such as ``"cpu-t1-b1"`` or ``"lut-note10"``; needed for
+            metrics: Metric names (default: the task metrics, ``macs`` and ``params``).
+            hardware: Targets or keys such as ``"cpu-t1-b1"`` or ``"lut-note10"``; needed for
                 ``latency_ms``.
             search_id: Stored with new measurements.
 
         Returns:
-            Long table: one row per unique arch, metric and hardware with columns ``arch`` (key),
-            ``metric``, ``hardware`` (``""`` for static metrics), ``value``, ``spread``, ``repeats``,
-            ``flagged`` and ``reused`` (True when it came from the store). :func:`wide` pivots it.
+            Long table: one row per unique arch, metric and hardware with the columns of
+            :data:`COLUMNS` (``hardware`` ``""`` for metrics that do not depend on it, ``reused``
+            True when the row came from the store). :func:`wide` pivots it.
 
         Raises:
-            ValueError: For an arch outside the space, an unknown metric, a bad hardware config,
-                ``latency_ms`` without hardware, a look-up table that lacks the supernet's layers, or
-                ``top1`` of a supernet that cannot give it; raised before anything is measured or stored.
-            FileNotFoundError: A file needed for ``top1`` (OFA's accuracy predictor) or a look-up
-                table is missing; the message says where it comes from. Also raised before measuring.
+            ValueError: For an arch outside the space, a metric the supernet has not, a bad hardware
+                target, ``latency_ms`` without hardware, or a task metric the supernet cannot give
+                now; raised before anything is measured or stored.
+            FileNotFoundError: A file needed for a metric is missing (the message says where it comes
+                from). Also raised before measuring.
         """
         space = self.supernet.space
         archs = [archs] if isinstance(archs, Mapping) else list(archs)
         keys = list(dict.fromkeys(space.key(arch) for arch in archs))  # validates every arch
-        metrics = list(dict.fromkeys(metrics))
-        unknown = [m for m in metrics if m not in METRICS]
-        if unknown:
-            raise ValueError(f"unknown metric(s) {unknown}; valid metrics are {list(METRICS)}")
-        configs = [hardware_from_key(h) if isinstance(h, str) else h for h in hardware]
-        for config in configs:
-            config.validate()
-        if any(m in HARDWARE_METRICS for m in metrics) and not configs:
-            raise ValueError("latency_ms needs at least one hardware config, e.g. hardware=['cpu-t1-b1']")
-        if "top1" in metrics:
-            self._check_top1()
-        if any(m in HARDWARE_METRICS for m in metrics):
-            for config in configs:
-                if isinstance(config, LookupTableHardware):
-                    self._latency_table(config.key)
-        slots = [(m, "") for m in metrics if m in STATIC_METRICS]
-        slots += [(m, c.key) for m in metrics if m in HARDWARE_METRICS for c in configs]
-        config_by_key = {c.key: c for c in configs}
-
-        known = self._stored(keys, slots)
-        timed = [(m, hw) for m, hw in slots if isinstance(config_by_key.get(hw), HardwareConfig)]
+        chosen = self.metrics(metrics)
+        targets = self.hardware(hardware)
+        per_hardware = [m for m in chosen if m.per_hardware]
+        if per_hardware and not targets:
+            raise ValueError(
+                f"{per_hardware[0].name} needs at least one hardware target, e.g. hardware=['cpu-t1-b1']"
+            )
+        for metric in chosen:
+            if metric in self.supernet.metrics:
+                self.supernet.check_metric(metric.name)
+        static = sorted((m for m in chosen if not m.per_hardware), key=lambda m: _ORDER[m.kind])
+        timed = [(m, t) for m in per_hardware for t in targets]
+        known = self._stored(keys, [(m, None) for m in static] + timed)
+        todo = sum((k, m.name, "") not in known for k in keys for m in static)
+        todo += sum((k, m.name, t.key) not in known for k in keys for m, t in timed)
         fresh: dict[tuple[str, str, str], dict] = {}
-        bar = tqdm(total=len(keys), desc="measuring", unit="arch", disable=not self.progress, leave=False)
-        for start in range(0, len(keys), self.latency_group):
-            group = keys[start : start + self.latency_group]
-            subnets: dict[str, nn.Module] = {}
-            for key in group:
-                missing = [slot for slot in slots if (key, *slot) not in known and slot not in timed]
-                for row in self._measure_one(key, missing, search_id, subnets) if missing else []:
-                    fresh[(key, row["metric"], row["hardware"])] = row
-                if not timed:
-                    bar.update()
-            for metric, hw in timed:
-                untimed = [key for key in group if (key, metric, hw) not in known]
-                for row in self._time_latencies(untimed, config_by_key[hw], search_id, subnets):
-                    fresh[(row["arch"], metric, hw)] = row
-            if timed:
-                bar.update(len(group))
-        bar.close()
+        bar = tqdm(
+            total=todo, desc="measuring", unit="meas", disable=not self.progress or not todo, leave=False
+        )
+        try:
+            for start in range(0, len(keys), self.latency_group):
+                group = keys[start : start + self.latency_group]
+                subnets: dict[str, nn.Module] = {}
+                for key in group:
+                    missing = [m for m in static if (key, m.name, "") not in known]
+                    if missing:
+                        rows = self._measure_static(key, missing, search_id, subnets, bar)
+                        fresh.update({(key, r["metric"], ""): r for r in rows})
+                for metric, target in timed:
+                    untimed = [key for key in group if (key, metric.name, target.key) not in known]
+                    if untimed:
+                        rows = self._measure_latency(untimed, metric, target, search_id, subnets)
+                        fresh.update({(r["arch"], metric.name, target.key): r for r in rows})
+                        bar.update(len(untimed))
+        finally:
+            bar.close()
+        slots = [(m.name, "") for m in static] + [(m.name, t.key) for m, t in timed]
         rows = [
-            {**known[slot], "reused": True} if slot in known else {**fresh[slot], "reused": False}
+            {**known[(key, *slot)], "reused": True}
+            if (key, *slot) in known
+            else {**fresh[(key, *slot)], "reused": False}
             for key in keys
-            for slot in ((key, metric, hw) for metric, hw in slots)
+            for slot in slots
         ]
         return pd.DataFrame([{c: row.get(c) for c in COLUMNS} for row in rows], columns=COLUMNS)
 
-    def _check_top1(self) -> None:
-        check = getattr(self.supernet, "check_top1", None)
-        if check is not None:
-            check()
-        elif self.supernet.checkpoint_hash == "untrained":
-            raise ValueError(f"supernet {self.supernet.supernet_id!r} is untrained: top1 cannot be measured")
-
-    def _latency_table(self, key: str) -> LatencyTable:
-        """The loaded table for a ``lut-`` key, checked against the supernet (cached)."""
-        source = self.latency_tables.get(key)
-        if source is None:
-            raise ValueError(missing_table_message(key))
-        if isinstance(source, LatencyTable) and key in self._checked_tables:
-            return source
-        table = source if isinstance(source, LatencyTable) else LatencyTable.load(source, name=key)
-        config = getattr(getattr(self.supernet, "net", None), "config", None)
-        if config is None:
-            raise ValueError(
-                f"hardware {key!r} is a MobileNetV3 look-up table; supernet "
-                f"{self.supernet.supernet_id!r} is not an (OFA) MobileNetV3 supernet"
-            )
-        table.check(config)
-        self.latency_tables[key] = table
-        self._checked_tables.add(key)
-        return table
-
-    def _needs_subnet(self, metric: str, hardware: str) -> bool:
-        if metric in HARDWARE_METRICS and hardware.startswith("lut-"):
-            return False
-        needs = getattr(self.supernet, "needs_subnet", None)
-        return True if needs is None else bool(needs(metric))
-
-    def _stored(self, keys: list[str], slots: list[tuple[str, str]]) -> dict:
+    def _stored(self, keys: list[str], slots: list[tuple[Metric, Hardware | None]]) -> dict:
         if self.store is None:
             return {}
         supernet = self.supernet
         known = {}
-        for metric, hw in slots:
-            found = self.store.lookup(supernet.supernet_id, supernet.checkpoint_hash, metric, hw, keys)
+        for metric, target in slots:
+            hardware, host = ("", "") if target is None else (target.key, target.host())
+            found = self.store.lookup(
+                supernet.supernet_id, supernet.checkpoint_hash, metric.name, hardware, keys, host
+            )
             for key, row in found.items():
-                known[(key, metric, hw)] = row
+                known[(key, metric.name, hardware)] = row
         return known
 
-    def _row(self, key: str, metric: str, hw: str, value: float, search_id: str | None, **extra) -> dict:
+    def _row(self, key: str, metric: Metric, value: float, search_id: str | None, **extra: object) -> dict:
         return {
             "supernet_id": self.supernet.supernet_id,
             "checkpoint_hash": self.supernet.checkpoint_hash,
             "arch": key,
-            "metric": metric,
-            "hardware": hw,
+            "metric": metric.name,
+            "hardware": extra.get("hardware", ""),
+            "host": extra.get("host", ""),
+            "kind": metric.kind,
             "value": float(value),
             "spread": extra.get("spread"),
             "repeats": extra.get("repeats", 1),
-            "flagged": int(extra.get("flagged", False)),
+            "flagged": int(bool(extra.get("flagged", False))),
             "timestamp": datetime.now(timezone.utc).isoformat(),
             "search_id": search_id,
         }
@@ -228,61 +333,55 @@ class Evaluator:
             subnets[key] = self.supernet.subnet(self.supernet.space.from_key(key))
         return subnets[key]
 
-    def _measure_one(
-        self,
-        key: str,
-        slots: list[tuple[str, str]],
-        search_id: str | None,
-        subnets: dict[str, nn.Module],
+    def _measure_static(
+        self, key: str, metrics: list[Metric], search_id: str | None, subnets: dict[str, nn.Module], bar: tqdm
     ) -> list[dict]:
-        """Measure what needs no timing (top1, MACs, params, table latencies) and store it."""
+        """Measure what needs no timing (task metrics, proxies) of one arch, storing each row as made."""
         supernet = self.supernet
         arch = supernet.space.from_key(key)
         rows = []
-        for metric, hw in slots:
-            subnet = self._subnet(key, subnets) if self._needs_subnet(metric, hw) else None
-            spread = None
-            if metric == "top1":
-                value = supernet.evaluate(arch, subnet=subnet)
-            elif metric == "macs":
+        for metric in metrics:
+            subnet = self._subnet(key, subnets) if supernet.needs_subnet(metric.name) else None
+            if metric.name == "macs":
                 value = supernet.macs(arch, subnet=subnet)
-            elif metric == "params":
+            elif metric.name == "params":
                 value = supernet.params(arch, subnet=subnet)
+            elif metric.name == "naswot":
+                value = naswot(
+                    self._subnet(key, subnets), supernet.example_inputs(arch, self.naswot_batch_size)
+                )
             else:
-                value = self.latency_tables[hw].predict(arch, supernet.net.config)
-                spread = 0.0
-            rows.append(self._row(key, metric, hw, value, search_id, spread=spread))
-        if self.store is not None:
-            self.store.add(rows)
-        self.n_measured += 1
+                value = supernet.evaluate(arch, metric.name, subnet=subnet)
+            row = self._row(key, metric, value, search_id)
+            if self.store is not None:
+                self.store.add([row])
+            rows.append(row)
+            self.n_measured += 1
+            bar.update()
         return rows
 
-    def _time_latencies(
+    def _measure_latency(
         self,
         keys: list[str],
-        config: HardwareConfig,
+        metric: Metric,
+        target: Hardware,
         search_id: str | None,
         subnets: dict[str, nn.Module],
     ) -> list[dict]:
-        """Time the sub-networks of ``keys`` on ``config``, interleaved, and store the rows."""
-        if not keys:
-            return []
+        """Latencies of the archs of ``keys`` on ``target`` (timed interleaved), stored as a group."""
         space = self.supernet.space
-        timings = measure_latencies(
-            [self._subnet(key, subnets) for key in keys],
-            [self.supernet.input_shape(space.from_key(key)) for key in keys],
-            config,
-            rounds=self.latency_rounds,
-            min_run_time=self.min_run_time,
-            max_relative_spread=self.max_relative_spread,
-        )
+        archs = [space.from_key(key) for key in keys]
+        modules = [self._subnet(key, subnets) if target.needs_subnet else None for key in keys]
+        timings = target.latencies(self.supernet, archs, modules, rounds=self.latency_rounds, **self.timing)
+        host = target.host()
         rows = [
             self._row(
                 key,
-                "latency_ms",
-                config.key,
+                metric,
                 t.median_ms,
                 search_id,
+                hardware=target.key,
+                host=host,
                 spread=t.spread_ms,
                 repeats=t.repeats,
                 flagged=t.flagged,
@@ -291,14 +390,21 @@ class Evaluator:
         ]
         if self.store is not None:
             self.store.add(rows)
+        self.n_measured += len(rows)
+        self.n_flagged += sum(t.flagged for t in timings)
         return rows
+
+
+def _table_latency(target: Hardware, supernet: Supernet) -> Callable:
+    def latency(archs: Sequence[Arch]) -> list[float]:
+        return [t.median_ms for t in target.latencies(supernet, list(archs), [None] * len(archs))]
+
+    return latency
 
 
 def wide(measurements: pd.DataFrame) -> pd.DataFrame:
     """One row per arch, one column per metric (``latency_ms@cpu-t1-b1`` for per-hardware metrics)."""
-    names = measurements["metric"].where(
-        measurements["hardware"] == "", measurements["metric"] + "@" + measurements["hardware"]
-    )
+    names = [column_label(m, h) for m, h in zip(measurements["metric"], measurements["hardware"])]
     table = measurements.assign(column=names).pivot_table(
         index="arch", columns="column", values="value", sort=False
     )

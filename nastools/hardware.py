@@ -1,263 +1,57 @@
 """Hardware targets and latency measurement for hardware-aware search.
 
-A :class:`HardwareConfig` names where a network runs (device, CPU threads, batch size) and has a
-stable string key (``cpu-t1-b1``, ``cpu-t8-b64``, ``cuda-b64``, ``cuda:1-b64``) to label stored
-latencies. :func:`measure_latency` times a model on such a target with
-``torch.utils.benchmark.Timer`` and reports the median per-batch latency with its spread.
+Every hardware target implements :class:`Hardware`: a stable key that labels stored latencies and
+a way to give the latency of sub-networks.
 
-A :class:`LookupTableHardware` (key ``lut-<platform>``, e.g. ``lut-note10``) is a platform you cannot
-run on: its latencies come from a per-layer look-up table (:mod:`nastools.lut`).
-:func:`hardware_from_key` parses either kind of key.
+* :class:`HardwareConfig` (``cpu-t1-b1``, ``cpu-t8-b64``, ``cuda-b64``, ``cuda:1-b64``) times the
+  sub-networks here with ``torch.utils.benchmark`` (warm-up, fixed thread count, median and
+  spread, threads restored). Its latencies belong to the machine that measured them:
+  :meth:`Hardware.host` names it, and the store keeps it with every row.
+* :class:`LookupTableHardware` (``lut-<platform>``, e.g. ``lut-note10``) is a platform nothing runs
+  on here: it owns a function from archs to latencies, typically a per-layer table that a supernet
+  family provides (:meth:`nastools.supernet.Supernet.lookup_tables`).
+
+:func:`resolve_hardware` turns a key into a target for a given supernet.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import platform
 import re
-from collections.abc import Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch.utils import benchmark
 
+if TYPE_CHECKING:
+    from nastools.supernet import Supernet
+
 __all__ = [
     "MIN_REPEATS",
+    "Hardware",
     "HardwareConfig",
     "LatencyMeasurement",
     "LookupTableHardware",
     "default_hardware_configs",
-    "hardware_from_key",
+    "host_id",
     "measure_latencies",
     "measure_latency",
+    "resolve_hardware",
 ]
 
 _KEY_FORMAT = "'cpu-t<threads>-b<batch>', 'cuda[:<index>]-b<batch>' or 'cuda[:<index>]-t<threads>-b<batch>'"
-_KEY_RE = re.compile(r"^(?P<device>cpu|cuda(?::\d+)?)(?:-t(?P<threads>\d+))?-b(?P<batch>\d+)$")
-_DEVICE_RE = re.compile(r"^(cpu|cuda(:\d+)?)$")
-_LUT_KEY_RE = re.compile(r"^lut-[a-z0-9][a-z0-9.\-]*$")
+_KEY_RE = re.compile(r"(?P<device>cpu|cuda(?::\d+)?)(?:-t(?P<threads>\d+))?-b(?P<batch>\d+)")
+_DEVICE_RE = re.compile(r"cpu|cuda(:\d+)?")
+_LUT_KEY_RE = re.compile(r"lut-[a-z0-9][a-z0-9.\-]*")
 _WARMUP_CALLS = 3
 # Fewer timed runs than this give no usable spread: the run is extended, and flagged if still short.
 MIN_REPEATS = 5
-
-
-@dataclass(frozen=True)
-class HardwareConfig:
-    """One hardware target: the device, the CPU threads torch may use, and the batch size.
-
-    The key is ``<device>-t<threads>-b<batch>``. On CUDA targets the thread count only affects
-    host-side work, so it is left out of the key when it is 1 (``cuda-b64``, ``cuda:1-b64``) and
-    written otherwise (``cuda-t4-b64``); CPU keys always carry it (``cpu-t1-b1``). Keys round-trip
-    exactly through :meth:`from_key`.
-
-    Construction checks everything except whether a CUDA GPU is present, so a CUDA target can be
-    parsed and stored on a CPU-only machine; :meth:`validate` (run by :func:`measure_latency`)
-    checks that too. Keys starting with ``lut-`` name look-up-table targets: see
-    :class:`LookupTableHardware` and :func:`hardware_from_key`.
-
-    Attributes:
-        device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
-        threads: Intra-op CPU threads (``torch.set_num_threads``) used while measuring.
-        batch_size: Samples per forward pass.
-
-    Example:
-        >>> hw = HardwareConfig(threads=1, batch_size=64)
-        >>> hw.key
-        'cpu-t1-b64'
-        >>> HardwareConfig.from_key("cpu-t1-b64") == hw
-        True
-    """
-
-    device: str = "cpu"
-    threads: int = 1
-    batch_size: int = 1
-
-    def __post_init__(self) -> None:
-        """Check the configuration, except for the presence of a CUDA GPU."""
-        self._check(require_cuda=False)
-
-    @property
-    def is_cuda(self) -> bool:
-        """Whether the target is a CUDA device."""
-        return self.device.startswith("cuda")
-
-    @property
-    def key(self) -> str:
-        """Stable string naming this configuration, e.g. ``cpu-t2-b64`` or ``cuda-b64``."""
-        if self.is_cuda and self.threads == 1:
-            return f"{self.device}-b{self.batch_size}"
-        return f"{self.device}-t{self.threads}-b{self.batch_size}"
-
-    @classmethod
-    def from_key(cls, key: str) -> HardwareConfig:
-        """Parse a key written by :attr:`key` back into a configuration.
-
-        Args:
-            key: A key such as ``cpu-t1-b1``, ``cuda-b64`` or ``cuda:1-t2-b8``.
-
-        Returns:
-            The configuration the key names.
-
-        Raises:
-            ValueError: If the key is malformed or names an invalid configuration.
-        """
-        if isinstance(key, str) and key.startswith("lut-"):
-            raise ValueError(
-                f"hardware key {key!r} is a look-up-table target, not a measured one: use "
-                "LookupTableHardware.from_key or hardware_from_key (nastools.hardware)"
-            )
-        match = _KEY_RE.match(key) if isinstance(key, str) else None
-        if match is None or (match["device"] == "cpu" and match["threads"] is None):
-            raise ValueError(f"bad hardware key {key!r}: expected {_KEY_FORMAT}, e.g. 'cpu-t1-b1'")
-        threads = int(match["threads"]) if match["threads"] is not None else 1
-        return cls(device=match["device"], threads=threads, batch_size=int(match["batch"]))
-
-    def validate(self) -> None:
-        """Check that this configuration can be measured on this machine.
-
-        Raises:
-            ValueError: If a field is invalid, the machine has fewer cores than ``threads``, or
-                the target is CUDA and no (such) CUDA GPU is available.
-        """
-        self._check(require_cuda=True)
-
-    def _check(self, *, require_cuda: bool) -> None:
-        if not isinstance(self.device, str):
-            raise ValueError(f"hardware device must be a string, got {self.device!r}")
-        if self.device.startswith("lut-"):
-            raise ValueError(
-                f"hardware device {self.device!r} is a lookup-table target: use "
-                f"LookupTableHardware({self.device[4:]!r}) or hardware_from_key({self.device!r})"
-            )
-        if not _DEVICE_RE.match(self.device):
-            raise ValueError(f"unknown hardware device {self.device!r}: expected 'cpu', 'cuda' or 'cuda:N'")
-        if not isinstance(self.threads, int) or self.threads <= 0:
-            raise ValueError(f"threads must be a positive integer, got {self.threads!r}")
-        cores = os.cpu_count()
-        if cores is not None and self.threads > cores:
-            raise ValueError(f"threads={self.threads} exceeds the {cores} CPU cores this machine has")
-        if not isinstance(self.batch_size, int) or self.batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
-        if require_cuda and self.is_cuda:
-            if not torch.cuda.is_available():
-                raise ValueError(
-                    f"hardware {self.key!r} needs CUDA, but no CUDA GPU is available on this "
-                    "machine; use a cpu config"
-                )
-            index = torch.device(self.device).index
-            count = torch.cuda.device_count()
-            if index is not None and index >= count:
-                raise ValueError(
-                    f"hardware {self.key!r} names CUDA device {index}, but this machine has "
-                    f"only {count} CUDA GPU(s)"
-                )
-
-
-@dataclass(frozen=True)
-class LookupTableHardware:
-    """A platform whose latency comes from a per-layer look-up table, keyed ``lut-<platform>``.
-
-    Nothing runs here: the :class:`~nastools.evaluation.Evaluator` sums the table's entries for each
-    sub-network (one value per arch, spread 0, 1 repeat). The table itself is passed to the Evaluator
-    (``latency_tables={"lut-note10": path}``); :data:`nastools.lut.KNOWN_TABLES` lists the public ones.
-
-    Attributes:
-        platform: Lower-case name, e.g. ``"note10"`` or ``"i7-8700k"``.
-
-    Example:
-        >>> hw = hardware_from_key("lut-note10")
-        >>> hw.key, hw.batch_size
-        ('lut-note10', 1)
-    """
-
-    platform: str
-
-    def __post_init__(self) -> None:
-        """Check the platform name."""
-        if not isinstance(self.platform, str) or not _LUT_KEY_RE.match(f"lut-{self.platform}"):
-            raise ValueError(
-                f"bad look-up-table platform {self.platform!r}: lower-case letters, digits, '.' and '-', "
-                "e.g. 'note10'"
-            )
-
-    @property
-    def key(self) -> str:
-        """``lut-<platform>``."""
-        return f"lut-{self.platform}"
-
-    @property
-    def device(self) -> str:
-        """The key (there is no torch device)."""
-        return self.key
-
-    @property
-    def is_cuda(self) -> bool:
-        """Always False."""
-        return False
-
-    @property
-    def threads(self) -> int:
-        """1: the tables are per-layer latencies of single runs."""
-        return 1
-
-    @property
-    def batch_size(self) -> int:
-        """1: the public tables are batch-1 latencies."""
-        return 1
-
-    @classmethod
-    def from_key(cls, key: str) -> LookupTableHardware:
-        """Parse ``lut-<platform>``.
-
-        Raises:
-            ValueError: The key does not start with ``lut-`` or the platform name is malformed.
-        """
-        if not isinstance(key, str) or not _LUT_KEY_RE.match(key):
-            raise ValueError(
-                f"bad look-up-table hardware key {key!r}: expected 'lut-<platform>', e.g. 'lut-note10'"
-            )
-        return cls(key[4:])
-
-    def validate(self) -> None:
-        """Nothing to check on this machine (the Evaluator checks the table covers the supernet)."""
-
-
-def hardware_from_key(key: str) -> HardwareConfig | LookupTableHardware:
-    """Parse any hardware key: measured targets (``cpu-t1-b1``, ``cuda-b64``) or tables (``lut-note10``).
-
-    Raises:
-        ValueError: The key is malformed or names an invalid configuration.
-
-    Example:
-        >>> hardware_from_key("cpu-t1-b64")
-        HardwareConfig(device='cpu', threads=1, batch_size=64)
-        >>> hardware_from_key("lut-i7-8700k").platform
-        'i7-8700k'
-    """
-    if isinstance(key, str) and key.startswith("lut-"):
-        return LookupTableHardware.from_key(key)
-    return HardwareConfig.from_key(key)
-
-
-def default_hardware_configs() -> list[HardwareConfig]:
-    """The standard targets for this machine.
-
-    Batch-1 single-thread CPU (``cpu-t1-b1``), batch-1 and batch-64 on all cores
-    (``cpu-t{n}-b1``, ``cpu-t{n}-b64`` with ``n = os.cpu_count()``), and ``cuda-b1`` /
-    ``cuda-b64`` when a CUDA GPU is available. Duplicates (one core) are dropped.
-
-    Returns:
-        The configurations, in that order.
-    """
-    cores = os.cpu_count() or 1
-    configs = [
-        HardwareConfig("cpu", threads=1, batch_size=1),
-        HardwareConfig("cpu", threads=cores, batch_size=1),
-        HardwareConfig("cpu", threads=cores, batch_size=64),
-    ]
-    if torch.cuda.is_available():
-        configs += [HardwareConfig("cuda", batch_size=1), HardwareConfig("cuda", batch_size=64)]
-    return list(dict.fromkeys(configs))
 
 
 @dataclass(frozen=True)
@@ -291,46 +85,339 @@ class LatencyMeasurement:
         return self.spread_ms / self.median_ms
 
 
+class Hardware(ABC):
+    """Where a sub-network's latency comes from: a stable key and a way to give latencies."""
+
+    #: Stable name stored with every latency, e.g. ``"cpu-t1-b1"`` or ``"lut-note10"``.
+    key: str
+    #: Whether the latency needs the extracted sub-network (False for look-up tables).
+    needs_subnet: bool = True
+
+    def host(self) -> str:
+        """The machine whose latencies these are (``""``: the same everywhere, e.g. a table)."""
+        return ""
+
+    def validate(self) -> None:  # noqa: B027 - optional hook
+        """Raise ``ValueError`` if this target cannot give latencies on this machine."""
+
+    @abstractmethod
+    def latencies(
+        self,
+        supernet: Supernet,
+        archs: Sequence[dict],
+        subnets: Sequence[torch.nn.Module | None],
+        **timing: Any,
+    ) -> list[LatencyMeasurement]:
+        """Latency of each arch (``subnets[i]`` is its extracted module when :attr:`needs_subnet`).
+
+        Args:
+            supernet: Gives the example inputs of each arch.
+            archs: The sub-networks.
+            subnets: Their standalone modules (or None when not needed).
+            **timing: Options of :func:`measure_latencies` (measured targets only).
+        """
+
+
+@functools.cache
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def host_id(device: str = "cpu") -> str:
+    """The machine as latency depends on it: CPU model, core count and, for CUDA, the GPU model.
+
+    Example:
+        >>> host_id().endswith(f"x{os.cpu_count()}")
+        True
+    """
+    cpu = f"{platform.machine()} {_cpu_name()} x{os.cpu_count()}"
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(torch.device(device))} | {cpu}"
+    return cpu
+
+
+def _positive_int(name: str, value: object) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class HardwareConfig(Hardware):
+    """One measured hardware target: the device, the CPU threads torch may use, and the batch size.
+
+    The key is ``<device>-t<threads>-b<batch>``. On CUDA targets the thread count only affects
+    host-side work, so it is left out of the key when it is 1 (``cuda-b64``, ``cuda:1-b64``) and
+    written otherwise (``cuda-t4-b64``); CPU keys always carry it (``cpu-t1-b1``). Keys round-trip
+    exactly through :meth:`from_key`.
+
+    Construction checks everything except whether a CUDA GPU is present, so a CUDA target can be
+    parsed and stored on a CPU-only machine; :meth:`validate` checks that too.
+
+    Attributes:
+        device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        threads: Intra-op CPU threads (``torch.set_num_threads``) used while measuring.
+        batch_size: Samples per forward pass.
+
+    Example:
+        >>> hw = HardwareConfig(threads=1, batch_size=64)
+        >>> hw.key
+        'cpu-t1-b64'
+        >>> HardwareConfig.from_key("cpu-t1-b64") == hw
+        True
+    """
+
+    device: str = "cpu"
+    threads: int = 1
+    batch_size: int = 1
+
+    def __post_init__(self) -> None:
+        """Check the configuration, except for the presence of a CUDA GPU."""
+        object.__setattr__(self, "threads", _positive_int("threads", self.threads))
+        object.__setattr__(self, "batch_size", _positive_int("batch_size", self.batch_size))
+        self._check(require_cuda=False)
+
+    @property
+    def is_cuda(self) -> bool:
+        """Whether the target is a CUDA device."""
+        return self.device.startswith("cuda")
+
+    @property
+    def key(self) -> str:
+        """Stable string naming this configuration, e.g. ``cpu-t2-b64`` or ``cuda-b64``."""
+        if self.is_cuda and self.threads == 1:
+            return f"{self.device}-b{self.batch_size}"
+        return f"{self.device}-t{self.threads}-b{self.batch_size}"
+
+    def host(self) -> str:
+        """This machine (:func:`host_id` of the device): measured latencies are valid here only."""
+        return host_id(self.device)
+
+    @classmethod
+    def from_key(cls, key: str) -> HardwareConfig:
+        """Parse a key written by :attr:`key` back into a configuration.
+
+        Raises:
+            ValueError: If the key is malformed, not written as :attr:`key` writes it (``cpu-t01-b1``,
+                ``cuda-t1-b64``), or names an invalid configuration.
+        """
+        if isinstance(key, str) and key.startswith("lut-"):
+            raise ValueError(
+                f"hardware key {key!r} is a look-up-table target, not a measured one: its table comes "
+                "from the supernet (resolve_hardware(key, supernet))"
+            )
+        match = _KEY_RE.fullmatch(key) if isinstance(key, str) else None
+        if match is None or (match["device"] == "cpu" and match["threads"] is None):
+            raise ValueError(f"bad hardware key {key!r}: expected {_KEY_FORMAT}, e.g. 'cpu-t1-b1'")
+        threads = int(match["threads"]) if match["threads"] is not None else 1
+        try:
+            config = cls(device=match["device"], threads=threads, batch_size=int(match["batch"]))
+        except ValueError as error:
+            raise ValueError(f"hardware key {key!r}: {error}") from None
+        if config.key != key:  # e.g. 'cpu-t01-b1' or 'cuda-t1-b64': stored latencies use one spelling
+            raise ValueError(f"hardware key {key!r} is written {config.key!r}; use that spelling")
+        return config
+
+    def validate(self) -> None:
+        """Check that this configuration can be measured on this machine.
+
+        Raises:
+            ValueError: If the machine has fewer cores than ``threads``, or the target is CUDA and
+                no (such) CUDA GPU is available.
+        """
+        self._check(require_cuda=True)
+
+    def _check(self, *, require_cuda: bool) -> None:
+        if not isinstance(self.device, str):
+            raise ValueError(f"hardware device must be a string, got {self.device!r}")
+        if self.device.startswith("lut-"):
+            raise ValueError(
+                f"hardware device {self.device!r} is a look-up-table target: pass the key {self.device!r} "
+                "and let the supernet give its table (resolve_hardware)"
+            )
+        if not _DEVICE_RE.fullmatch(self.device):
+            raise ValueError(f"unknown hardware device {self.device!r}: expected 'cpu', 'cuda' or 'cuda:N'")
+        cores = os.cpu_count()
+        if cores is not None and self.threads > cores:
+            raise ValueError(f"threads={self.threads} exceeds the {cores} CPU cores this machine has")
+        if require_cuda and self.is_cuda:
+            if not torch.cuda.is_available():
+                raise ValueError(
+                    f"hardware {self.key!r} needs CUDA, but no CUDA GPU is available on this machine; "
+                    "use a cpu config"
+                )
+            index = torch.device(self.device).index
+            count = torch.cuda.device_count()
+            if index is not None and index >= count:
+                raise ValueError(
+                    f"hardware {self.key!r} names CUDA device {index}, but this machine has only "
+                    f"{count} GPU(s)"
+                )
+
+    def latencies(
+        self,
+        supernet: Supernet,
+        archs: Sequence[dict],
+        subnets: Sequence[torch.nn.Module | None],
+        **timing: Any,
+    ) -> list[LatencyMeasurement]:
+        """Time ``subnets`` interleaved on this target (:func:`measure_latencies`)."""
+        inputs = [supernet.example_inputs(arch, self.batch_size) for arch in archs]
+        return measure_latencies(list(subnets), inputs, self, **timing)
+
+
+class LookupTableHardware(Hardware):
+    """A platform whose latencies come from a function of the arch, keyed ``lut-<platform>``.
+
+    Nothing runs here: the function (typically a sum of per-layer table entries that a supernet
+    family reads from published files) gives one value per arch, stored with spread 0 and 1 repeat.
+
+    Args:
+        key: ``lut-<platform>``: lower-case letters, digits, ``.`` and ``-``, e.g. ``"lut-note10"``.
+        predict: ``archs -> latencies in ms``.
+        description: What the table was measured on, for reports.
+        check: Called by :meth:`validate`: raises when the table cannot serve (e.g. lacks layers
+            the supernet has), before anything is measured.
+
+    Example:
+        >>> hw = LookupTableHardware("lut-toy", lambda archs: [1.0 + a["d"] for a in archs])
+        >>> hw.key, hw.latencies(None, [{"d": 2}], [None])[0].median_ms
+        ('lut-toy', 3.0)
+    """
+
+    needs_subnet = False
+
+    def __init__(
+        self,
+        key: str,
+        predict: Callable[[Sequence[dict]], Sequence[float]],
+        description: str = "",
+        check: Callable[[], None] | None = None,
+    ) -> None:
+        if not isinstance(key, str) or not _LUT_KEY_RE.fullmatch(key):
+            raise ValueError(
+                f"bad look-up-table hardware key {key!r}: expected 'lut-<platform>' in lower-case letters, "
+                "digits, '.' and '-', e.g. 'lut-note10'"
+            )
+        self.key = key
+        self.predict = predict
+        self.description = description
+        self.check = check
+
+    def validate(self) -> None:
+        """Run the table's check (see ``check``)."""
+        if self.check is not None:
+            self.check()
+
+    def __repr__(self) -> str:
+        return f"LookupTableHardware({self.key!r})"
+
+    def latencies(
+        self,
+        supernet: Supernet,
+        archs: Sequence[dict],
+        subnets: Sequence[torch.nn.Module | None],
+        **timing: Any,
+    ) -> list[LatencyMeasurement]:
+        """The table's latency of each arch (spread 0, 1 repeat, never flagged)."""
+        values = np.asarray(self.predict(list(archs)), dtype=np.float64).reshape(-1)
+        if len(values) != len(archs):
+            raise ValueError(f"{self.key} gave {len(values)} latencies for {len(archs)} archs")
+        return [LatencyMeasurement(float(v), 0.0, 1, False) for v in values]
+
+
+def resolve_hardware(hardware: Hardware | str, supernet: Supernet | None = None) -> Hardware:
+    """The target a key names: a :class:`HardwareConfig`, or one of the supernet's look-up tables.
+
+    Raises:
+        ValueError: A malformed key, or a ``lut-`` key the supernet has no table for (its tables
+            are listed, and the family's message says where the files come from).
+
+    Example:
+        >>> resolve_hardware("cpu-t1-b64")
+        HardwareConfig(device='cpu', threads=1, batch_size=64)
+    """
+    if isinstance(hardware, Hardware):
+        return hardware
+    if not isinstance(hardware, str):
+        raise ValueError(f"hardware must be a key such as 'cpu-t1-b1' or a Hardware, got {hardware!r}")
+    if hardware.startswith("lut-"):
+        tables = supernet.lookup_tables() if supernet is not None else {}
+        if hardware in tables:
+            return tables[hardware]
+        why = supernet.missing_table_message(hardware) if supernet is not None else ""
+        name = supernet.supernet_id if supernet is not None else "(none given)"
+        raise ValueError(
+            why
+            or f"hardware {hardware!r} is a look-up table that supernet {name!r} does not have; "
+            f"its tables are {sorted(tables)}"
+        )
+    return HardwareConfig.from_key(hardware)
+
+
+def default_hardware_configs() -> list[HardwareConfig]:
+    """The standard targets for this machine.
+
+    Batch-1 single-thread CPU (``cpu-t1-b1``), batch-1 and batch-64 on all cores
+    (``cpu-t{n}-b1``, ``cpu-t{n}-b64`` with ``n = os.cpu_count()``), and ``cuda-b1`` /
+    ``cuda-b64`` when a CUDA GPU is available. Duplicates (one core) are dropped.
+    """
+    cores = os.cpu_count() or 1
+    configs = [
+        HardwareConfig("cpu", threads=1, batch_size=1),
+        HardwareConfig("cpu", threads=cores, batch_size=1),
+        HardwareConfig("cpu", threads=cores, batch_size=64),
+    ]
+    if torch.cuda.is_available():
+        configs += [HardwareConfig("cuda", batch_size=1), HardwareConfig("cuda", batch_size=64)]
+    return list(dict.fromkeys(configs))
+
+
 def _model_device(model: torch.nn.Module) -> torch.device | None:
     for tensor in (*model.parameters(), *model.buffers()):
         return tensor.device
     return None
 
 
+def _as_inputs(inputs: object) -> tuple[torch.Tensor, ...]:
+    inputs = (inputs,) if isinstance(inputs, torch.Tensor) else tuple(inputs)
+    if not inputs or not all(isinstance(t, torch.Tensor) for t in inputs):
+        raise ValueError("example inputs must be a tensor or a non-empty tuple of tensors")
+    return inputs
+
+
 def measure_latency(
     model: torch.nn.Module,
-    input_shape: tuple[int, ...],
+    inputs: torch.Tensor | tuple[torch.Tensor, ...],
     hardware: HardwareConfig,
     *,
     min_run_time: float = 0.2,
     max_relative_spread: float = 0.1,
 ) -> LatencyMeasurement:
-    """Time a model's forward pass on a hardware target with ``torch.utils.benchmark.Timer``.
+    """Time a model's forward pass on ``inputs`` (one batch) with ``torch.utils.benchmark.Timer``.
 
-    The model runs in eval mode under ``torch.inference_mode()`` on a random batch of
-    ``hardware.batch_size`` samples, after a few untimed warm-up calls, with
-    ``hardware.threads`` intra-op threads. Torch's thread count, the model's training flags and
-    its device are restored afterwards, also when the model raises. To compare many models, use
-    :func:`measure_latencies`, which interleaves them so that slow phases of a shared machine do
-    not fall on some of them only.
+    The model runs in eval mode under ``torch.inference_mode()``, after a few untimed warm-up
+    calls, with ``hardware.threads`` intra-op threads. Torch's thread count, the model's training
+    flags and its device are restored afterwards, also when the model raises. To compare many
+    models, use :func:`measure_latencies`, which interleaves them.
 
     Args:
         model: The network to time.
-        input_shape: Shape of one sample, e.g. ``(3, 32, 32)``; the batch dimension is added.
+        inputs: Its positional inputs for one batch (e.g. ``torch.randn(1, 3, 32, 32)`` or token ids).
         hardware: Where to run; validated first (thread count, CUDA availability).
         min_run_time: Minimum total seconds of timed runs (``Timer.blocked_autorange``).
         max_relative_spread: Relative spread (IQR / median) above which the result is flagged.
-
-    Returns:
-        The median per-batch latency in milliseconds, its interquartile range, the number of
-        timed measurements and whether the spread was too large.
-
-    Raises:
-        ValueError: If ``hardware`` cannot be measured here or ``input_shape`` is invalid.
     """
     return measure_latencies(
         [model],
-        [input_shape],
+        [inputs],
         hardware,
         rounds=1,
         min_run_time=min_run_time,
@@ -340,7 +427,7 @@ def measure_latency(
 
 def measure_latencies(
     models: Sequence[torch.nn.Module],
-    input_shapes: Sequence[tuple[int, ...]],
+    inputs: Sequence[torch.Tensor | tuple[torch.Tensor, ...]],
     hardware: HardwareConfig,
     *,
     rounds: int = 5,
@@ -357,21 +444,18 @@ def measure_latencies(
 
     Example:
         >>> nets = [torch.nn.Linear(8, 8), torch.nn.Linear(8, 512)]
-        >>> timings = measure_latencies(nets, [(8,), (8,)], HardwareConfig(threads=1), min_run_time=0.05)
+        >>> x = torch.zeros(1, 8)
+        >>> timings = measure_latencies(nets, [x, x], HardwareConfig(threads=1), min_run_time=0.05)
         >>> len(timings), all(t.median_ms > 0 for t in timings)
         (2, True)
     """
     hardware.validate()
-    shapes = [tuple(shape) for shape in input_shapes]
-    if len(shapes) != len(models):
-        raise ValueError(f"{len(models)} models but {len(shapes)} input shapes")
-    for shape in shapes:
-        if not shape or not all(isinstance(d, int) and d > 0 for d in shape):
-            raise ValueError(f"input_shape must be a non-empty tuple of positive ints, got {shape!r}")
-    if min_run_time <= 0:
-        raise ValueError(f"min_run_time must be positive, got {min_run_time!r}")
-    if rounds < 1:
-        raise ValueError(f"rounds must be >= 1, got {rounds!r}")
+    batches = [_as_inputs(batch) for batch in inputs]
+    if len(batches) != len(models):
+        raise ValueError(f"{len(models)} models but {len(batches)} input batches")
+    if not isinstance(min_run_time, (int, float)) or not min_run_time > 0:
+        raise ValueError(f"min_run_time must be a positive number of seconds, got {min_run_time!r}")
+    rounds = _positive_int("rounds", rounds)
 
     device = torch.device(hardware.device)
     original_devices = [_model_device(model) for model in models]
@@ -382,16 +466,16 @@ def measure_latencies(
         torch.set_num_threads(hardware.threads)
         timers, run_times = [], []
         with torch.inference_mode():
-            for model, shape, original in zip(models, shapes, original_devices):
+            for model, batch, original in zip(models, batches, original_devices):
                 if original is not None and original != device:
                     model.to(device)
                 model.eval()
-                inputs = torch.randn((hardware.batch_size, *shape), device=device)
+                batch = tuple(t.to(device) for t in batch)
                 for _ in range(_WARMUP_CALLS):
-                    model(inputs)
+                    model(*batch)
                 timer = benchmark.Timer(
-                    stmt="model(inputs)",
-                    globals={"model": model, "inputs": inputs},
+                    stmt="model(*inputs)",
+                    globals={"model": model, "inputs": batch},
                     num_threads=hardware.threads,
                     label="measure_latency",
                     description=hardware.key,

@@ -3,36 +3,31 @@
 A predictor is an ordinary scikit-learn estimator: ``make_predictor(space, kind)`` returns a
 :class:`~sklearn.pipeline.Pipeline` of :class:`ArchFeatures` (archs to one-hot features) and a
 regressor, so it works with ``clone``, ``cross_val_score`` and grid search as any estimator does.
-:func:`predictor_learning_curve` reproduces the DyNAS-T predictor analysis (paper section 5.4):
-MAPE and Kendall's tau on a held-out set against the number of training archs.
+:func:`nastools.analysis.predictor_learning_curve` reproduces the DyNAS-T predictor analysis (paper
+section 5.4): MAPE and Kendall's tau on a held-out set against the number of training archs.
 """
 
 from __future__ import annotations
 
-import hashlib
-import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from scipy.sparse import issparse
 from scipy.stats import kendalltau
 from sklearn.base import BaseEstimator, RegressorMixin, TransformerMixin, clone
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import RidgeCV
-from sklearn.metrics import mean_absolute_percentage_error
 from sklearn.model_selection import KFold, cross_val_predict
 from sklearn.neural_network import MLPRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVR
 from sklearn.utils import Tags
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
-from nastools._encoding import onehot_features
 from nastools.space import SearchSpace
 
 __all__ = [
@@ -40,10 +35,9 @@ __all__ = [
     "ArchFeatures",
     "BestOfRegressor",
     "BoostingRegressor",
+    "check_target",
     "make_predictor",
-    "predictor_learning_curve",
     "single_threaded",
-    "summarize_learning_curve",
 ]
 
 PREDICTOR_KINDS: tuple[str, ...] = ("ridge", "svr", "gbm", "mlp", "auto")
@@ -53,7 +47,7 @@ RIDGE_ALPHAS = np.logspace(-3, 3, 13)
 """The alpha grid of the ``"ridge"`` predictor (chosen by RidgeCV's closed-form leave-one-out)."""
 
 
-def _check_target(y: Any, n_samples: int | None = None) -> np.ndarray:
+def check_target(y: Any, n_samples: int | None = None) -> np.ndarray:
     """Return ``y`` as a 1-D float array, or raise a one-line ``ValueError`` saying what is wrong."""
     try:
         y_arr = np.asarray(y, dtype=np.float64)
@@ -76,7 +70,7 @@ def _check_target(y: Any, n_samples: int | None = None) -> np.ndarray:
 
 
 class ArchFeatures(TransformerMixin, BaseEstimator):
-    """Map archs to the search space's one-hot features (:meth:`SearchSpace.features`).
+    """Map archs to the search space's features (:meth:`SearchSpace.features`), plus optional extras.
 
     ``X`` may be any of:
 
@@ -95,20 +89,25 @@ class ArchFeatures(TransformerMixin, BaseEstimator):
 
     Args:
         space: The search space whose encoding to use.
+        extra: ``fn(archs) -> array (n, k)`` of further columns, e.g. proxies of each arch (its
+            parameter count, a zero-cost score); must be cheap, it runs on every prediction.
 
     Example:
-        >>> from nastools.space import mobilenetv3_space
-        >>> space = mobilenetv3_space()
+        >>> from nastools.space import SearchSpace
+        >>> space = SearchSpace({"d": [1, 2, 3], "k": [3, 5, 7]})
         >>> archs = space.sample(3, rng=0)
         >>> features = ArchFeatures(space).fit_transform(archs)
-        >>> features.shape
-        (3, 135)
+        >>> features.shape  # 3 + 3 one-hot slots and 2 numeric columns
+        (3, 8)
+        >>> ArchFeatures(space, extra=lambda archs: [[a["d"] * a["k"]] for a in archs]).transform(archs).shape
+        (3, 9)
         >>> bool((ArchFeatures(space).transform(space.encode(archs)) == features).all())
         True
     """
 
-    def __init__(self, space: SearchSpace) -> None:
+    def __init__(self, space: SearchSpace, extra: Callable[[list], Any] | None = None) -> None:
         self.space = space
+        self.extra = extra
 
     def _archs(self, data: Any) -> list[dict[str, int]]:
         """Normalise any accepted ``data`` to a list of arch dicts (raises ``ValueError`` otherwise)."""
@@ -172,7 +171,7 @@ class ArchFeatures(TransformerMixin, BaseEstimator):
         """
         archs = self._archs(X)
         if y is not None:
-            _check_target(y, len(archs))
+            check_target(y, len(archs))
         elif not archs:
             raise ValueError("X is empty: need at least one arch to fit on")
         for arch in archs:
@@ -180,16 +179,25 @@ class ArchFeatures(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X: Any) -> np.ndarray:  # noqa: N803 - scikit-learn's name
-        """Return the one-hot features, shape ``(n, len(space.feature_names()))``."""
+        """Return the features, shape ``(n, len(space.feature_names()) + extra columns)``."""
         if isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype.kind in "iu" and len(X):
-            return onehot_features(self.space, X)  # encoded archs, as searches pass them: vectorised
-        archs = self._archs(X)
-        if not archs:
-            return np.zeros((0, int(self.space.n_choices.sum())), dtype=np.float64)
-        return self.space.features(archs)
+            features = self.space.features_x(X)  # encoded archs, as searches pass them: vectorised
+            archs = self.space.decode(X) if self.extra is not None else []
+        else:
+            archs = self._archs(X)
+            if not archs:
+                return np.zeros((0, len(self.space.feature_names())), dtype=np.float64)
+            features = self.space.features(archs)
+        if self.extra is None:
+            return features
+        extra = np.asarray(self.extra(archs), dtype=np.float64)
+        extra = extra.reshape(len(archs), -1)
+        if not np.isfinite(extra).all():
+            raise ValueError("ArchFeatures(extra=...) gave non-finite values")
+        return np.hstack([features, extra])
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
-        """Names of the output columns, e.g. ``"ks_3=5"`` (``input_features`` is ignored)."""
+        """Names of the space's columns, e.g. ``"ks_3=5"`` (the extra columns are not named)."""
         return np.asarray(self.space.feature_names(), dtype=object)
 
     def __sklearn_is_fitted__(self) -> bool:
@@ -247,7 +255,7 @@ class BestOfRegressor(RegressorMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any) -> BestOfRegressor:  # noqa: N803 - scikit-learn's name
         """Score the candidates, then refit the best on ``(X, y)``; returns self."""
-        y = np.asarray(y, dtype=np.float64)
+        X, y = validate_data(self, X, y, y_numeric=True)  # noqa: N806 - scikit-learn's name
         n_splits = min(self.n_splits, len(y))
         scores = []
         for candidate in self.candidates:
@@ -266,7 +274,7 @@ class BestOfRegressor(RegressorMixin, BaseEstimator):
     def predict(self, X: Any) -> np.ndarray:  # noqa: N803 - scikit-learn's name
         """Predictions of the chosen candidate."""
         check_is_fitted(self)
-        return self.estimator_.predict(X)
+        return self.estimator_.predict(validate_data(self, X, reset=False))
 
 
 class BoostingRegressor(RegressorMixin, BaseEstimator):
@@ -307,6 +315,7 @@ class BoostingRegressor(RegressorMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any) -> BoostingRegressor:  # noqa: N803 - scikit-learn's name
         """Fit the boosting with the leaf size for ``len(y)`` archs; returns self."""
+        X, y = validate_data(self, X, y, y_numeric=True)  # noqa: N806 - scikit-learn's name
         n = len(y)
         leaf = int(np.clip(round(self.leaf_fraction * n), 2, max(2, self.max_samples_leaf)))
         self.estimator_ = HistGradientBoostingRegressor(min_samples_leaf=leaf, random_state=self.random_state)
@@ -316,10 +325,15 @@ class BoostingRegressor(RegressorMixin, BaseEstimator):
     def predict(self, X: Any) -> np.ndarray:  # noqa: N803 - scikit-learn's name
         """Predictions of the fitted boosting."""
         check_is_fitted(self)
-        return self.estimator_.predict(X)
+        return self.estimator_.predict(validate_data(self, X, reset=False))
 
 
-def make_predictor(space: SearchSpace, kind: str = "ridge", seed: int = 0) -> Pipeline:
+def make_predictor(
+    space: SearchSpace,
+    kind: str = "ridge",
+    seed: int = 0,
+    extra_features: Callable[[list], Any] | None = None,
+) -> Pipeline:
     """Build an unfitted predictor: ``Pipeline([("features", ArchFeatures(space)), ("regressor", ...)])``.
 
     Kinds (see :data:`PREDICTOR_KINDS`), all cheap to fit on a few hundred archs:
@@ -346,6 +360,8 @@ def make_predictor(space: SearchSpace, kind: str = "ridge", seed: int = 0) -> Pi
         space: The search space of the archs to predict for.
         kind: One of :data:`PREDICTOR_KINDS`.
         seed: Random state of the stochastic regressors (``"gbm"``, ``"mlp"``).
+        extra_features: ``fn(archs) -> array (n, k)`` appended to the space's features, e.g.
+            cheap proxies (``lambda archs: [[supernet.params(a)] for a in archs]``).
 
     Returns:
         An unfitted pipeline; ``fit(archs, y)`` returns it, ``predict(archs)`` gives one value per arch.
@@ -354,10 +370,10 @@ def make_predictor(space: SearchSpace, kind: str = "ridge", seed: int = 0) -> Pi
         ValueError: ``kind`` is not one of :data:`PREDICTOR_KINDS`.
 
     Example:
-        >>> from nastools.space import mobilenetv3_space
-        >>> space = mobilenetv3_space()
+        >>> from nastools.space import SearchSpace
+        >>> space = SearchSpace({f"e_{i}": [3, 4, 6] for i in range(8)})
         >>> archs = space.sample(50, rng=0)
-        >>> y = [sum(a[f"e_{i}"] for i in range(20)) for a in archs]
+        >>> y = [sum(a[f"e_{i}"] for i in range(8)) for a in archs]
         >>> model = make_predictor(space, "ridge").fit(archs, y)
         >>> model.predict(archs[:2]).shape
         (2,)
@@ -380,7 +396,7 @@ def make_predictor(space: SearchSpace, kind: str = "ridge", seed: int = 0) -> Pi
         regressor = BestOfRegressor(candidates, seed=seed)
     else:
         raise ValueError(f"unknown predictor kind {kind!r}; choose one of {list(PREDICTOR_KINDS)}")
-    return Pipeline([("features", ArchFeatures(space)), ("regressor", regressor)])
+    return Pipeline([("features", ArchFeatures(space, extra=extra_features)), ("regressor", regressor)])
 
 
 def single_threaded() -> threadpool_limits:
@@ -396,145 +412,3 @@ def single_threaded() -> threadpool_limits:
         ...     pass
     """
     return threadpool_limits(limits=1)
-
-
-LEARNING_CURVE_COLUMNS = ["kind", "train_size", "trial", "test_hash", "mape", "kendall_tau"]
-
-
-def predictor_learning_curve(
-    space: SearchSpace,
-    archs: Any,
-    y: Any,
-    kind: str | Sequence[str] = "ridge",
-    train_sizes: Sequence[int] = (100, 200, 500, 1000),
-    n_test: int = 500,
-    n_trials: int = 10,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """Held-out predictor quality against training-set size (DyNAS-T paper, section 5.4).
-
-    Each trial draws a fresh random split: first a test set of ``n_test`` archs, shared by every
-    train size (and every kind) of that trial, then for each size an independent random training
-    subset of the remaining archs. Sizes larger than the remaining archs are skipped with a
-    warning. All randomness comes from ``numpy.random.default_rng(seed)``.
-
-    Args:
-        space: The search space of ``archs``.
-        archs: Measured archs, in any form :class:`ArchFeatures` accepts.
-        y: The measured metric, one finite value per arch.
-        kind: One predictor kind, or several compared on the same splits.
-        train_sizes: Training-set sizes to evaluate.
-        n_test: Size of each trial's held-out test set.
-        n_trials: Number of random splits.
-        seed: Seed of the splits and of the stochastic regressors.
-
-    Returns:
-        One row per (kind, train_size, trial) with columns ``kind``, ``train_size``, ``trial``,
-        ``test_hash`` (a short hash of the trial's test indices, equal across sizes within a trial),
-        ``mape`` (mean absolute percentage error, in percent) and ``kendall_tau`` (Kendall's tau
-        between predicted and measured values on the test set).
-
-    Raises:
-        ValueError: Bad ``y``, too few archs for ``n_test``, unknown kind, or no usable train size.
-
-    Example:
-        >>> from nastools.space import mobilenetv3_space
-        >>> space = mobilenetv3_space()
-        >>> archs = space.sample(120, rng=0)
-        >>> y = [1.0 + sum(a[f"e_{i}"] for i in range(20)) for a in archs]
-        >>> df = predictor_learning_curve(space, archs, y, "ridge", train_sizes=(20, 60),
-        ...                               n_test=50, n_trials=2)
-        >>> df.shape
-        (4, 6)
-    """
-    kinds = [kind] if isinstance(kind, str) else list(kind)
-    if not kinds:
-        raise ValueError("kind must name at least one predictor kind")
-    for k in kinds:
-        if k not in PREDICTOR_KINDS:
-            raise ValueError(f"unknown predictor kind {k!r}; choose one of {list(PREDICTOR_KINDS)}")
-    features = ArchFeatures(space).transform(archs)
-    y_arr = _check_target(y, len(features))
-    n = len(y_arr)
-    if not 1 <= n_test < n:
-        raise ValueError(f"n_test must be between 1 and {n - 1} (len(archs) - 1), got {n_test}")
-    if n_trials < 1:
-        raise ValueError(f"n_trials must be >= 1, got {n_trials}")
-    sizes = []
-    for size in train_sizes:
-        if size < 1:
-            raise ValueError(f"train sizes must be >= 1, got {size}")
-        if size > n - n_test:
-            warnings.warn(
-                f"skipping train size {size}: only {n - n_test} archs remain after the test set of {n_test}",
-                UserWarning,
-                stacklevel=2,
-            )
-        else:
-            sizes.append(int(size))
-    if not sizes:
-        raise ValueError(f"no train size fits in the {n - n_test} archs left after the test set")
-
-    rng = np.random.default_rng(seed)
-    with single_threaded():
-        rows = _learning_curve_rows(space, features, y_arr, kinds, sizes, n, n_test, n_trials, rng, seed)
-    return pd.DataFrame(rows, columns=LEARNING_CURVE_COLUMNS)
-
-
-def _learning_curve_rows(space, features, y_arr, kinds, sizes, n, n_test, n_trials, rng, seed) -> list[dict]:
-    rows = []
-    for trial in range(n_trials):
-        order = rng.permutation(n)
-        test, pool = np.sort(order[:n_test]), order[n_test:]
-        test_hash = hashlib.sha1(test.astype(np.int64).tobytes()).hexdigest()[:12]
-        for size in sizes:
-            train = rng.choice(pool, size=size, replace=False)
-            for k in kinds:
-                # Features were computed once above, so the pipeline's own features step is bypassed.
-                model = make_predictor(space, k, seed=seed).set_params(features="passthrough")
-                predicted = model.fit(features[train], y_arr[train]).predict(features[test])
-                tau = kendalltau(y_arr[test], predicted).statistic
-                rows.append(
-                    {
-                        "kind": k,
-                        "train_size": size,
-                        "trial": trial,
-                        "test_hash": test_hash,
-                        "mape": 100.0 * mean_absolute_percentage_error(y_arr[test], predicted),
-                        "kendall_tau": float(tau),
-                    }
-                )
-    return rows
-
-
-def summarize_learning_curve(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean and standard deviation of MAPE and Kendall's tau per kind and train size.
-
-    Args:
-        df: A frame from :func:`predictor_learning_curve`.
-
-    Returns:
-        One row per (kind, train_size) with columns ``kind``, ``train_size``, ``n_trials``,
-        ``mape_mean``, ``mape_std``, ``kendall_tau_mean``, ``kendall_tau_std`` (sample std, NaN for a
-        single trial).
-
-    Example:
-        >>> df = pd.DataFrame({"kind": "ridge", "train_size": [10, 10, 20], "trial": [0, 1, 0],
-        ...                    "mape": [4.0, 6.0, 3.0], "kendall_tau": [0.5, 0.7, 0.8]})
-        >>> summarize_learning_curve(df)[["train_size", "mape_mean", "mape_std"]].values.tolist()
-        [[10.0, 5.0, 1.4142135623730951], [20.0, 3.0, nan]]
-    """
-    missing = {"kind", "train_size", "mape", "kendall_tau"} - set(df.columns)
-    if missing:
-        raise ValueError(f"not a learning-curve frame: missing column(s) {sorted(missing)}")
-    return (
-        df.groupby(["kind", "train_size"], sort=True)
-        .agg(
-            n_trials=("mape", "size"),
-            mape_mean=("mape", "mean"),
-            mape_std=("mape", "std"),
-            kendall_tau_mean=("kendall_tau", "mean"),
-            kendall_tau_std=("kendall_tau", "std"),
-        )
-        .reset_index()
-    )

@@ -1,98 +1,217 @@
 """Search spaces: named elastic parameters, their choices, and the encodings search and predictors use."""
 
+# pymoo's names: X is the decision matrix (choice indices).
+# ruff: noqa: N803, N806
+
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Condition", "SearchSpace", "mobilenetv3_space"]
+__all__ = ["Arch", "Condition", "SearchSpace"]
 
-Arch = dict[str, int]
+Arch = dict[str, Hashable]
+"""An architecture: one value per parameter of a :class:`SearchSpace`."""
+
+_TYPES = {bool: "bool", int: "int", float: "float", str: "str"}
+_KEY_SEPARATORS = (",", "=")
+
+
+def _normalise(value: object) -> object:
+    """A choice as a plain Python scalar (numpy scalars become bool/int/float/str)."""
+    if isinstance(value, np.str_):
+        return str(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    return value
+
+
+def _type_name(value: object) -> str:
+    return _TYPES.get(type(value), type(value).__name__)
 
 
 @dataclass(frozen=True)
 class Condition:
-    """A parameter that is used only when another parameter is large enough.
+    """A parameter that changes the network only when its controller has one of some values.
+
+    Controllers may themselves be conditional: a parameter is active when its condition holds and
+    its controller is active.
 
     Attributes:
         parameter: The dependent parameter, e.g. ``"ks_5"`` (kernel size of the sixth block).
         controller: The parameter that switches it on, e.g. ``"d_1"`` (depth of the second stage).
-        min_value: ``parameter`` is active when ``arch[controller] >= min_value``.
+        values: The controller's values for which ``parameter`` is active, e.g. ``(3, 4)``.
+
+    Example:
+        >>> Condition("ks_5", "d_1", (3, 4)).holds({"d_1": 4})
+        True
     """
 
     parameter: str
     controller: str
-    min_value: int
+    values: tuple
+
+    def __post_init__(self) -> None:
+        if isinstance(self.values, (str, bytes)) or not isinstance(self.values, Iterable):
+            raise ValueError(
+                f"condition on {self.parameter!r}: values must be a list of {self.controller!r} values, "
+                f"got {self.values!r}"
+            )
+        object.__setattr__(self, "values", tuple(_normalise(v) for v in self.values))
+
+    def holds(self, arch: Mapping[str, object]) -> bool:
+        """Whether the controller's value in ``arch`` switches the parameter on."""
+        return arch[self.controller] in self.values
 
 
 class SearchSpace:
     """Named elastic parameters with their allowed values.
 
     An ``arch`` is a dict mapping every parameter name to one of its choices; ``x`` is the same
-    arch as an integer vector of choice indices (what pymoo evolves). Parameters may be conditional:
-    a block's kernel size matters only when its stage is deep enough to contain the block.
-    :meth:`canonical` sets inactive parameters to their first choice, so two archs that build the
-    same network compare equal, and :attr:`size` counts distinct networks, not encodings.
+    arch as an integer vector of choice indices (what pymoo evolves), and ``X`` a matrix of them.
+    Choices are any of bool, int, float or str (one type per parameter) and are kept exactly, in
+    the given order. Parameters may be conditional (a block's kernel size matters only when its
+    stage is deep enough); :meth:`canonical` sets inactive parameters to their first choice, so two
+    archs that build the same network compare equal, and :attr:`size` counts distinct networks.
+
+    Every encoding is vectorised over ``X`` (``canonical_x``, ``decode``, ``features_x``); the
+    per-arch methods go through the same code.
 
     Args:
-        choices: Parameter name to its allowed integer values, in encoding order.
-        conditions: Which parameters are active only above a controller's value (one level deep).
+        choices: Parameter name to its allowed values, in encoding order.
+        conditions: When dependent parameters are active (see :class:`Condition`).
+
+    Raises:
+        ValueError: For a parameter without choices, repeated or mixed-type choices, a name
+            holding ',' or '=', a condition naming an unknown parameter or value, two conditions
+            on one parameter, or a cycle.
 
     Example:
-        >>> space = SearchSpace({"d": [1, 2], "k_0": [3, 5], "k_1": [3, 5]},
-        ...                     conditions=[Condition("k_1", "d", 2)])
-        >>> space.size  # d=1: 2 networks; d=2: 4 networks
-        6
-        >>> space.canonical({"d": 1, "k_0": 5, "k_1": 5})
-        {'d': 1, 'k_0': 5, 'k_1': 3}
+        >>> space = SearchSpace({"d": [1, 2], "k_0": [3, 5], "k_1": [3, 5], "act": ["relu", "gelu"]},
+        ...                     conditions=[Condition("k_1", "d", (2,))])
+        >>> space.size  # d=1: 2 networks, d=2: 4 networks; times 2 activations
+        12
+        >>> space.canonical({"d": 1, "k_0": 5, "k_1": 5, "act": "gelu"})
+        {'d': 1, 'k_0': 5, 'k_1': 3, 'act': 'gelu'}
     """
 
     def __init__(
-        self,
-        choices: Mapping[str, Sequence[int]],
-        conditions: Iterable[Condition] = (),
+        self, choices: Mapping[str, Sequence[Hashable]], conditions: Iterable[Condition] = ()
     ) -> None:
-        if not choices:
-            raise ValueError("a SearchSpace needs at least one parameter")
-        self.choices: dict[str, tuple[int, ...]] = {}
+        if isinstance(choices, SearchSpace) or not isinstance(choices, Mapping) or not choices:
+            raise ValueError("a SearchSpace needs a non-empty dict of parameter name to its choices")
+        self.choices: dict[str, tuple] = {}
         for name, values in choices.items():
-            values = tuple(int(v) for v in values)
-            if not values:
-                raise ValueError(f"parameter {name!r} has no choices")
-            if len(set(values)) != len(values):
-                raise ValueError(f"parameter {name!r} has repeated choices {values}")
-            self.choices[name] = values
+            name = self._checked_name(name)
+            self.choices[name] = self._checked_choices(name, values)
+        self.names: tuple[str, ...] = tuple(self.choices)
+        self.n_choices = np.array([len(self.choices[n]) for n in self.names], dtype=np.int64)
+        self.types: dict[str, str] = {n: _type_name(c[0]) for n, c in self.choices.items()}
+        self._index = {n: {v: i for i, v in enumerate(vals)} for n, vals in self.choices.items()}
         self.conditions: dict[str, Condition] = {}
         for condition in conditions:
-            for name in (condition.parameter, condition.controller):
-                if name not in self.choices:
-                    raise ValueError(f"condition names unknown parameter {name!r}")
-            self.conditions[condition.parameter] = condition
-        for condition in self.conditions.values():
-            if condition.controller in self.conditions:
-                raise ValueError(
-                    f"controller {condition.controller!r} is itself conditional; "
-                    "only one level of conditions is supported"
-                )
-        self.names: tuple[str, ...] = tuple(self.choices)
-        self._index = {name: {v: i for i, v in enumerate(vals)} for name, vals in self.choices.items()}
-        self.n_choices = np.array([len(self.choices[n]) for n in self.names], dtype=np.int64)
+            self._add_condition(condition)
+        self._by_text = {n: {str(v): v for v in vals} for n, vals in self.choices.items()}
+        self._order = self._topological_order()
+        self._tables = _Tables(self)
+
+    @staticmethod
+    def _checked_name(name: object) -> str:
+        # keys are "name=value,name=value": a name holding ',' or '=' would not read back
+        if not isinstance(name, str) or not name or any(sep in name for sep in _KEY_SEPARATORS):
+            raise ValueError(
+                f"parameter name {name!r}: use a non-empty string without ',' or '=', e.g. 'ks_0'"
+            )
+        return name
+
+    @staticmethod
+    def _checked_choices(name: str, values: Sequence[Hashable]) -> tuple:
+        if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+            raise ValueError(f"parameter {name!r}: choices must be a list of values, got {values!r}")
+        values = tuple(_normalise(v) for v in values)
+        if not values:
+            raise ValueError(f"parameter {name!r} has no choices")
+        types = sorted({_type_name(v) for v in values})
+        unknown = [t for t in types if t not in _TYPES.values()]
+        if unknown:
+            raise ValueError(f"parameter {name!r}: choices must be bool, int, float or str, got {unknown}")
+        if len(types) > 1:
+            raise ValueError(
+                f"parameter {name!r} mixes choice types {types} in {list(values)}: "
+                "give one type per parameter"
+            )
+        if types == ["float"] and any(math.isnan(v) for v in values):
+            raise ValueError(f"parameter {name!r} has a NaN choice")
+        if types == ["str"] and any(sep in v for v in values for sep in _KEY_SEPARATORS):
+            raise ValueError(
+                f"parameter {name!r}: string choices may not contain ',' or '=' ({list(values)})"
+            )
+        repeated = sorted({str(v) for v in values if values.count(v) > 1})
+        if repeated:
+            raise ValueError(f"parameter {name!r} repeats choice(s) {repeated} in {list(values)}")
+        return values
+
+    def _add_condition(self, condition: Condition) -> None:
+        if not isinstance(condition, Condition):
+            raise ValueError(f"conditions must be Condition objects, got {condition!r}")
+        for name in (condition.parameter, condition.controller):
+            if name not in self.choices:
+                raise ValueError(f"condition names unknown parameter {name!r}")
+        if condition.parameter in self.conditions:
+            raise ValueError(f"parameter {condition.parameter!r} has two conditions; give one per parameter")
+        controller = condition.controller
+        outside = [v for v in condition.values if not self._allowed(controller, v)]
+        if outside:
+            raise ValueError(
+                f"condition on {condition.parameter!r} names value(s) {outside} that controller "
+                f"{controller!r} does not have; its choices are {list(self.choices[controller])}"
+            )
+        # the controller's own choice objects (1.0 for a float controller given 1), in its order
+        values = tuple(v for v in self.choices[controller] if v in condition.values)
+        self.conditions[condition.parameter] = Condition(condition.parameter, controller, values)
+
+    def _topological_order(self) -> tuple[str, ...]:
+        """Conditional parameters with every controller before what it controls (raises on a cycle)."""
+        order: list[str] = []
+        state: dict[str, str] = {}
+        for start in self.conditions:
+            path = []
+            name = start
+            while name in self.conditions and state.get(name) != "done":
+                if state.get(name) == "visiting":
+                    cycle = path[path.index(name) :] + [name]
+                    raise ValueError(
+                        f"condition cycle {' -> '.join(reversed(cycle))}: a parameter controls itself"
+                    )
+                state[name] = "visiting"
+                path.append(name)
+                name = self.conditions[name].controller
+            for name in reversed(path):
+                state[name] = "done"
+                order.append(name)
+        return tuple(order)
 
     def __repr__(self) -> str:
         return f"SearchSpace({len(self.names)} parameters, {self.size:.3g} networks)"
 
     def __eq__(self, other: object) -> bool:
+        # parameter order is the encoding's order, and 1 == 1.0 == True: compare both too
         return (
             isinstance(other, SearchSpace)
-            and self.choices == other.choices
+            and list(self.choices.items()) == list(other.choices.items())
+            and self.types == other.types
             and self.conditions == other.conditions
         )
 
     def __hash__(self) -> int:
-        return hash((tuple(self.choices.items()), tuple(self.conditions.items())))
+        return hash((tuple(self.choices.items()), frozenset(self.conditions.items())))
 
     @property
     def n_var(self) -> int:
@@ -102,23 +221,26 @@ class SearchSpace:
     @property
     def size(self) -> int:
         """Number of distinct networks (archs equal after :meth:`canonical` count once)."""
-        dependents: dict[str, list[Condition]] = {}
+        children: dict[str, list[Condition]] = {}
         for condition in self.conditions.values():
-            dependents.setdefault(condition.controller, []).append(condition)
-        total = 1
-        for name in self.names:
-            if name in self.conditions:
-                continue
-            if name not in dependents:
-                total *= len(self.choices[name])
-                continue
-            total *= sum(
-                math.prod(len(self.choices[c.parameter]) for c in dependents[name] if value >= c.min_value)
+            children.setdefault(condition.controller, []).append(condition)
+
+        def count(name: str) -> int:
+            below = children.get(name, [])
+            return sum(
+                math.prod(count(c.parameter) if value in c.values else 1 for c in below)
                 for value in self.choices[name]
             )
-        return total
 
-    def validate(self, arch: Mapping[str, int]) -> None:
+        return math.prod(count(name) for name in self.names if name not in self.conditions)
+
+    def is_numeric(self, name: str) -> bool:
+        """Whether parameter ``name`` has int or float choices (a predictor may use their values)."""
+        return self.types[name] in ("int", "float")
+
+    # --- single archs -------------------------------------------------------------------------
+
+    def validate(self, arch: Mapping[str, object]) -> None:
         """Raise ``ValueError`` naming the first problem with ``arch``; return None if it is valid."""
         if not isinstance(arch, Mapping):
             raise ValueError(f"an arch is a dict of parameter values, got {type(arch).__name__}")
@@ -132,36 +254,75 @@ class SearchSpace:
             )
         for name in self.names:
             value = arch[name]
-            if isinstance(value, bool) or value not in self._index[name]:
+            if not self._allowed(name, value):
                 raise ValueError(
                     f"parameter {name!r} has value {value!r}, allowed choices are {list(self.choices[name])}"
                 )
 
-    def is_active(self, arch: Mapping[str, int], name: str) -> bool:
+    def _allowed(self, name: str, value: object) -> bool:
+        kind = self.types[name]
+        if (kind == "bool") != isinstance(value, (bool, np.bool_)):
+            return False
+        if kind == "str" and not isinstance(value, str):
+            return False
+        if kind != "str" and isinstance(value, str):
+            return False
+        try:
+            return value in self._index[name]
+        except TypeError:  # unhashable
+            return False
+
+    def is_active(self, arch: Mapping[str, object], name: str) -> bool:
         """Whether parameter ``name`` changes the network built from ``arch``."""
         condition = self.conditions.get(name)
-        return condition is None or arch[condition.controller] >= condition.min_value
+        while condition is not None:
+            if not condition.holds(arch):
+                return False
+            condition = self.conditions.get(condition.controller)
+        return True
 
-    def canonical(self, arch: Mapping[str, int]) -> Arch:
-        """Return a validated copy of ``arch`` with inactive parameters set to their first choice."""
+    def canonical(self, arch: Mapping[str, object]) -> Arch:
+        """Return a validated copy of ``arch`` with inactive parameters set to their first choice.
+
+        Values come back as the space's own choices (``np.float64(0.25)`` becomes ``0.25``).
+        """
         self.validate(arch)
-        return {
-            name: int(arch[name]) if self.is_active(arch, name) else self.choices[name][0]
-            for name in self.names
-        }
+        out = {name: self.choices[name][self._index[name][arch[name]]] for name in self.names}
+        inactive: set[str] = set()
+        for name in self._order:  # controllers before what they control
+            condition = self.conditions[name]
+            if condition.controller in inactive or out[condition.controller] not in condition.values:
+                inactive.add(name)
+        for name in inactive:
+            out[name] = self.choices[name][0]
+        return out
 
-    def key(self, arch: Mapping[str, int]) -> str:
-        """A stable string for the canonical arch (used as the store's arch column)."""
+    def key(self, arch: Mapping[str, object]) -> str:
+        """A stable string for the canonical arch (the store's arch column), e.g. ``"d=2,k_0=5"``."""
         canonical = self.canonical(arch)
         return ",".join(f"{name}={canonical[name]}" for name in self.names)
 
     def from_key(self, key: str) -> Arch:
-        """Inverse of :meth:`key`."""
-        try:
-            arch = {k: int(v) for k, v in (item.split("=") for item in key.split(","))}
-        except ValueError as error:
-            raise ValueError(f"not an arch key: {key[:80]!r}") from error
+        """Inverse of :meth:`key`.
+
+        Raises:
+            ValueError: The string is not a key of this space (the problem is named).
+        """
+        if not isinstance(key, str):
+            raise ValueError(f"an arch key is a string, got {type(key).__name__}")
+        arch = {}
+        for item in key.split(","):
+            name, sep, text = item.partition("=")
+            if not sep or name not in self._by_text:
+                raise ValueError(f"not an arch key of this space: {key[:80]!r} (item {item[:40]!r})")
+            if text not in self._by_text[name]:
+                raise ValueError(
+                    f"arch key gives {name}={text}, allowed choices are {list(self.choices[name])}"
+                )
+            arch[name] = self._by_text[name][text]
         return self.canonical(arch)
+
+    # --- many archs, vectorised -----------------------------------------------------------------
 
     def sample(self, n: int, rng: np.random.Generator | int | None) -> list[Arch]:
         """Draw ``n`` archs uniformly per parameter, returned canonical.
@@ -170,101 +331,180 @@ class SearchSpace:
             n: How many archs.
             rng: A numpy Generator or a seed.
         """
-        if n < 0:
-            raise ValueError(f"n must be >= 0, got {n}")
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise ValueError(f"n must be a non-negative integer, got {n!r}")
         rng = np.random.default_rng(rng)
-        x = rng.integers(0, self.n_choices, size=(n, self.n_var))
-        return self.decode(x)
+        return self.decode(rng.integers(0, self.n_choices, size=(int(n), self.n_var)))
 
-    def encode(self, archs: Arch | Sequence[Arch]) -> np.ndarray:
-        """Archs to integer choice indices: shape ``(n_var,)`` for one arch, else ``(n, n_var)``."""
+    def encode(self, archs: Mapping[str, object] | Sequence[Mapping[str, object]]) -> np.ndarray:
+        """Archs to integer choice indices: shape ``(n_var,)`` for one arch, else ``(n, n_var)``.
+
+        The indices are canonical (inactive parameters at index 0).
+        """
         single = isinstance(archs, Mapping)
         rows = [archs] if single else list(archs)
-        x = np.empty((len(rows), self.n_var), dtype=np.int64)
+        X = np.empty((len(rows), self.n_var), dtype=np.int64)
         for i, arch in enumerate(rows):
             self.validate(arch)
-            x[i] = [self._index[name][arch[name]] for name in self.names]
-        return x[0] if single else x
+            X[i] = [self._index[name][arch[name]] for name in self.names]
+        X = self.canonical_x(X)
+        return X[0] if single else X
 
-    def decode(self, x: np.ndarray) -> Arch | list[Arch]:
-        """Inverse of :meth:`encode`; the archs returned are canonical."""
-        x = np.asarray(x)
-        single = x.ndim == 1
-        x2 = np.atleast_2d(x)
-        if x2.shape[1] != self.n_var:
-            raise ValueError(f"x has {x2.shape[1]} columns, the space has {self.n_var} parameters")
-        if np.any(x2 < 0) or np.any(x2 >= self.n_choices):
-            bad = int(np.argwhere((x2 < 0) | (x2 >= self.n_choices))[0, 1])
+    def check_x(self, X: np.ndarray) -> np.ndarray:
+        """``X`` as a 2-D int64 array of valid choice indices (floats are rounded); raises otherwise."""
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[1] != self.n_var:
+            raise ValueError(f"X must have shape (n, {self.n_var}): one column per parameter, got {X.shape}")
+        if X.dtype.kind == "f":
+            X = np.rint(X)
+        X = X.astype(np.int64, copy=False)
+        bad = (X < 0) | (X >= self.n_choices)
+        if bad.any():
+            j = int(np.argwhere(bad)[0, 1])
             raise ValueError(
-                f"x index out of range for parameter {self.names[bad]!r} (0..{self.n_choices[bad] - 1})"
+                f"x index out of range for parameter {self.names[j]!r} (0..{self.n_choices[j] - 1})"
             )
-        archs = [
-            self.canonical({name: self.choices[name][int(i)] for name, i in zip(self.names, row)})
-            for row in x2
-        ]
+        return X
+
+    def active_mask(self, X: np.ndarray) -> np.ndarray:
+        """Which genes change the network: boolean array of ``X``'s shape.
+
+        Example:
+            >>> space = SearchSpace({"d": [1, 2], "k_1": [3, 5]}, [Condition("k_1", "d", (2,))])
+            >>> space.active_mask(np.array([[0, 1], [1, 1]])).tolist()
+            [[True, False], [True, True]]
+        """
+        X = self.check_x(X)
+        t = self._tables
+        mask = np.ones(X.shape, dtype=bool)
+        for j, c, allowed in zip(t.dependent, t.controller, t.allowed):
+            mask[:, j] = mask[:, c] & allowed[X[:, c]]
+        return mask
+
+    def canonical_x(self, X: np.ndarray) -> np.ndarray:
+        """``X`` with inactive genes set to index 0 (each row then stands for one network)."""
+        X = self.check_x(X)
+        return np.where(self.active_mask(X), X, 0)
+
+    def decode(self, X: np.ndarray) -> Arch | list[Arch]:
+        """Inverse of :meth:`encode`: archs (canonical) for the rows of ``X``; one arch for a vector."""
+        X = np.asarray(X)
+        single = X.ndim == 1
+        X = self.canonical_x(np.atleast_2d(X))
+        columns = [self._tables.values[j][X[:, j]] for j in range(self.n_var)]
+        archs = [dict(zip(self.names, row)) for row in zip(*columns)] if len(X) else []
         return archs[0] if single else archs
 
-    def features(self, archs: Arch | Sequence[Arch]) -> np.ndarray:
-        """One-hot encoding for predictors: one slot per choice, inactive parameters all zero.
+    def features_x(self, X: np.ndarray) -> np.ndarray:
+        """Predictor features of encoded archs: what :meth:`features` returns, without dicts.
 
-        Returns:
-            Float array of shape ``(n, sum of choice counts)``.
+        One slot per choice (one-hot, all zero when the parameter is inactive), then one column per
+        numeric parameter with its value scaled to [0, 1] over its choices (0 when inactive), so that
+        a predictor can use the order of the values.
         """
-        rows = [archs] if isinstance(archs, Mapping) else list(archs)
-        offsets = np.concatenate([[0], np.cumsum(self.n_choices)[:-1]])
-        out = np.zeros((len(rows), int(self.n_choices.sum())), dtype=np.float64)
-        for i, arch in enumerate(rows):
-            self.validate(arch)
-            for j, name in enumerate(self.names):
-                if self.is_active(arch, name):
-                    out[i, offsets[j] + self._index[name][arch[name]]] = 1.0
+        X = self.canonical_x(X)
+        t = self._tables
+        out = np.zeros((len(X), t.n_features), dtype=np.float64)
+        mask = self.active_mask(X)
+        rows, cols = np.nonzero(mask)
+        out[rows, t.offsets[cols] + X[rows, cols]] = 1.0
+        for k, j in enumerate(t.numeric):
+            out[:, t.n_onehot + k] = np.where(mask[:, j], t.scaled[j][X[:, j]], 0.0)
         return out
 
-    def feature_names(self) -> list[str]:
-        """Column names of :meth:`features`, e.g. ``"ks_3=5"``."""
-        return [f"{name}={value}" for name in self.names for value in self.choices[name]]
+    def features(self, archs: Mapping[str, object] | Sequence[Mapping[str, object]]) -> np.ndarray:
+        """Predictor features of archs (see :meth:`features_x`): shape ``(n, len(feature_names()))``."""
+        rows = [archs] if isinstance(archs, Mapping) else list(archs)
+        if not rows:
+            return np.zeros((0, self._tables.n_features), dtype=np.float64)
+        return self.features_x(self.encode(rows))
 
-    def restrict(self, allowed: Mapping[str, Sequence[int]]) -> SearchSpace:
-        """A sub-space keeping only the ``allowed`` values of some parameters (PopDB uses this)."""
+    def feature_names(self) -> list[str]:
+        """Column names of :meth:`features`: ``"ks_3=5"`` per choice, then ``"ks_3"`` per numeric one."""
+        onehot = [f"{name}={value}" for name in self.names for value in self.choices[name]]
+        return onehot + [self.names[j] for j in self._tables.numeric]
+
+    # --- derived spaces -------------------------------------------------------------------------
+
+    def restrict(self, allowed: Mapping[str, Sequence[Hashable]]) -> SearchSpace:
+        """A sub-space keeping only the ``allowed`` values of some parameters (PopDB uses this).
+
+        Raises:
+            ValueError: For an unknown parameter, a value the parameter does not have, a single
+                value instead of a list, or a parameter left with no choices.
+
+        Example:
+            >>> space = SearchSpace({"r": [16, 24, 32], "k": [3, 5]})
+            >>> space.restrict({"r": [24, 32]}).choices["r"]
+            (24, 32)
+        """
+        if not isinstance(allowed, Mapping):
+            raise ValueError(
+                f"restrict takes a dict of parameter to allowed values, got {type(allowed).__name__}"
+            )
         new_choices = dict(self.choices)
         for name, values in allowed.items():
             if name not in self.choices:
-                raise ValueError(f"unknown parameter {name!r}")
-            kept = tuple(v for v in self.choices[name] if v in set(values))
+                raise ValueError(
+                    f"restrict names unknown parameter {name!r}; this space has {list(self.names)[:8]}..."
+                )
+            if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+                raise ValueError(
+                    f"restrict({{{name!r}: {values!r}}}) gives a single value; pass a list, "
+                    f"e.g. {{{name!r}: [{values!r}]}}"
+                )
+            values = [_normalise(v) for v in values]
+            outside = [v for v in values if not self._allowed(name, v)]
+            if outside:
+                raise ValueError(
+                    f"restrict gives {name!r} value(s) {outside} outside the space; its choices are "
+                    f"{list(self.choices[name])}"
+                )
+            kept = tuple(v for v in self.choices[name] if v in values)
             if not kept:
-                raise ValueError(f"restriction leaves parameter {name!r} with no choices")
+                raise ValueError(f"restrict leaves parameter {name!r} with no choices")
             new_choices[name] = kept
-        return SearchSpace(new_choices, self.conditions.values())
+        conditions = [
+            Condition(c.parameter, c.controller, tuple(v for v in c.values if v in new_choices[c.controller]))
+            for c in self.conditions.values()
+        ]
+        return SearchSpace(new_choices, conditions)
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-friendly form: ``{"choices": {...}, "conditions": [[parameter, controller, values]]}``."""
+        return {
+            "choices": {name: list(values) for name, values in self.choices.items()},
+            "conditions": [[c.parameter, c.controller, list(c.values)] for c in self.conditions.values()],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> SearchSpace:
+        """Inverse of :meth:`to_dict`."""
+        return cls(data["choices"], [Condition(p, c, tuple(v)) for p, c, v in data.get("conditions", [])])
 
 
-def mobilenetv3_space(
-    n_stages: int = 5,
-    depths: Sequence[int] = (2, 3, 4),
-    kernel_sizes: Sequence[int] = (3, 5, 7),
-    expand_ratios: Sequence[int] = (3, 4, 6),
-    resolutions: Sequence[int] | None = None,
-) -> SearchSpace:
-    """The OFA MobileNetV3 space: per-stage depth ``d_s``, per-block ``ks_i`` and ``e_i``, optional ``r``.
+class _Tables:
+    """Arrays derived once per space for the vectorised encodings."""
 
-    Blocks are numbered 0..n_stages*max(depths)-1 as in OFA's ``ks``/``e`` lists; block ``i`` sits at
-    position ``i % max_depth`` of stage ``i // max_depth`` and is active when ``d_stage > position``.
-
-    Example:
-        >>> space = mobilenetv3_space()
-        >>> space.n_var, f"{space.size:.2e}"
-        (45, '2.21e+19')
-    """
-    max_depth = max(depths)
-    n_blocks = n_stages * max_depth
-    choices: dict[str, Sequence[int]] = {f"d_{s}": depths for s in range(n_stages)}
-    choices |= {f"ks_{i}": kernel_sizes for i in range(n_blocks)}
-    choices |= {f"e_{i}": expand_ratios for i in range(n_blocks)}
-    if resolutions is not None:
-        choices["r"] = resolutions
-    conditions = []
-    for i in range(n_blocks):
-        stage, position = divmod(i, max_depth)
-        if position + 1 > min(depths):
-            for kind in ("ks", "e"):
-                conditions.append(Condition(f"{kind}_{i}", f"d_{stage}", position + 1))
-    return SearchSpace(choices, conditions)
+    def __init__(self, space: SearchSpace) -> None:
+        names = space.names
+        self.dependent = [names.index(p) for p in space._order]
+        self.controller = [names.index(space.conditions[p].controller) for p in space._order]
+        self.allowed = [
+            np.array([v in space.conditions[p].values for v in space.choices[space.conditions[p].controller]])
+            for p in space._order
+        ]
+        self.offsets = np.concatenate([[0], np.cumsum(space.n_choices)[:-1]]).astype(np.int64)
+        self.n_onehot = int(space.n_choices.sum())
+        self.values = []
+        for name in names:
+            column = np.empty(len(space.choices[name]), dtype=object)
+            column[:] = space.choices[name]
+            self.values.append(column)
+        self.numeric = [j for j, name in enumerate(names) if space.is_numeric(name)]
+        self.scaled = {}
+        for j in self.numeric:
+            values = np.array(space.choices[names[j]], dtype=np.float64)
+            span = values.max() - values.min()
+            self.scaled[j] = (values - values.min()) / span if span > 0 else np.zeros_like(values)
+        self.n_features = self.n_onehot + len(self.numeric)

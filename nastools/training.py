@@ -1,29 +1,38 @@
-"""Train the embedded elastic MobileNetV3 on the distorted-digits task, reproducibly, on a CPU.
+"""Train an elastic image supernet with weight sharing, reproducibly, on a CPU.
 
 Two weight-sharing recipes, both after a warm-up that trains the largest network alone and then
 sorts hidden channels by importance:
 
 * ``sandwich`` (BigNAS): each step trains the largest sub-network on the labels and the smallest plus
   ``n_random`` random ones distilled in place from the largest network's outputs.
-* ``progressive`` (OFA): elastic kernel, then depth, then expand are switched on phase by phase; each
-  step trains ``n_random + 2`` random sub-networks of the current phase, distilled from the warm-up
+* ``progressive`` (OFA): the elastic parameters are switched on phase by phase (the recipe's
+  ``phases``: groups of parameter-name prefixes, e.g. kernel, then depth, then expand); each step
+  trains ``n_random + 2`` random sub-networks of the current phase, distilled from the warm-up
   network.
 
 ``standalone`` trains one fixed architecture alone with the same data, steps and optimiser: the
 reference the weight-shared largest sub-network is compared with.
 
-Command line: ``python -m nastools.training --out data/digits-mbv3.pt`` (see ``--help``).
+Any family's elastic network trains here when it has ``space``, ``config``, ``set_active(arch)``,
+``max_arch()``, ``min_arch()``, ``resolution(arch)`` and ``sort_channels()``; a family names its
+embedded recipes in its ``TRAINING`` table. Command line::
+
+    python -m nastools.training --supernet digits-mbv3 --out results/digits-mbv3.pt --report
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import importlib
 import json
+import os
+import sys
 import time
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,31 +40,21 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 from tqdm.auto import tqdm
 
-from nastools.data import DigitsConfig, ImageTask, distort, load_digits_task
-from nastools.supernets._mobilenetv3 import ElasticMobileNetV3, MobileNetV3Config
-from nastools.supernets._validation import resize
+from nastools.supernets._image import resize
+from nastools.tasks.digits import DigitsConfig, ImageTask, distort, load_digits_task
 
-__all__ = ["EMBEDDED_MODEL_CONFIG", "TrainingConfig", "main", "train_supernet"]
+__all__ = ["Recipe", "TrainingConfig", "main", "recipes", "train_supernet"]
 
-EMBEDDED_MODEL_CONFIG = MobileNetV3Config(
-    width_mult=1.0,
-    in_channels=1,
-    n_classes=10,
-    resolutions=(12, 16, 20, 24, 28, 32),
-    base_stage_widths=(8, 8, 16, 24, 32, 48, 64, 192, 256),
-    stem_stride=1,
-    stage_strides=(1, 2, 2, 2, 1, 1),
-    dropout_rate=0.1,
-)
+STRATEGIES = ("sandwich", "progressive", "standalone")
 
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """Recipe for :func:`train_supernet` (stored in the checkpoint).
+    """How :func:`train_supernet` trains (stored in the checkpoint).
 
     Attributes:
         strategy: ``sandwich``, ``progressive`` or ``standalone``.
-        epochs: Total epochs, warm-up included.
+        epochs: Total epochs, warm-up included (more than ``warmup_epochs``).
         warmup_epochs: Epochs training only the largest network before elastic training.
         batch_size: Images per step.
         lr: Peak AdamW learning rate (cosine decay, one warm-up epoch).
@@ -77,67 +76,102 @@ class TrainingConfig:
     threads: int = 2
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        """Check every field (one line each, naming the field and what is allowed)."""
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {self.strategy!r}; use one of {list(STRATEGIES)}")
+        for name in ("epochs", "batch_size", "threads"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("warmup_epochs", "n_random", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        if self.strategy != "standalone" and self.epochs <= self.warmup_epochs:
+            raise ValueError(
+                f"epochs ({self.epochs}) must exceed warmup_epochs ({self.warmup_epochs}): elastic training "
+                "starts after the warm-up"
+            )
+        cores = os.cpu_count() or 1
+        if self.threads > cores:
+            raise ValueError(f"threads={self.threads} exceeds the {cores} CPU cores of this machine")
+        if not (self.lr > 0 and self.weight_decay >= 0 and 0 <= self.label_smoothing < 1):
+            raise ValueError("lr must be > 0, weight_decay >= 0 and label_smoothing in [0, 1)")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """An embedded supernet's recipe: how to build its network, its task, and how to train it.
+
+    Attributes:
+        name: The supernet's name (``digits-mbv3``).
+        kind: The checkpoint kind its family reads back.
+        build: ``model config -> elastic network``.
+        model_config: The network's shape.
+        data_config: The task.
+        training: The training settings.
+        phases: For ``progressive``: parameter-name prefixes switched on phase by phase.
+    """
+
+    name: str
+    kind: str
+    build: Callable[[Any], nn.Module]
+    model_config: Any
+    data_config: DigitsConfig = field(default_factory=DigitsConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    phases: Sequence[Sequence[str]] = ()
+
 
 def _kd_loss(logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
     return F.kl_div(F.log_softmax(logits, dim=1), F.softmax(teacher_logits, dim=1), reduction="batchmean")
 
 
 class _PhaseSampler:
-    """Samples archs from the elastic dimensions open in the current progressive-shrinking phase."""
+    """Samples archs from the elastic parameters open in the current progressive-shrinking phase."""
 
-    def __init__(self, net: ElasticMobileNetV3, rng: np.random.Generator) -> None:
+    def __init__(self, net: nn.Module, rng: np.random.Generator) -> None:
         self.net, self.rng = net, rng
-        self.open: set[str] = {"r"}
+        self.open: set[str] = set()
 
-    def sample(self) -> dict[str, int]:
+    def sample(self) -> dict:
         arch = self.net.space.sample(1, self.rng)[0]
         largest = self.net.max_arch()
-        prefixes = {"ks": "ks_", "d": "d_", "e": "e_", "r": "r"}
         for name in arch:
-            kind = next(k for k, p in prefixes.items() if name.startswith(p))
-            if kind not in self.open:
+            if name.split("_")[0] not in self.open:
                 arch[name] = largest[name]
         return self.net.space.canonical(arch)
 
 
 def train_supernet(
-    model_config: MobileNetV3Config = EMBEDDED_MODEL_CONFIG,
-    data_config: DigitsConfig | None = None,
-    config: TrainingConfig | None = None,
-    arch: Mapping[str, int] | None = None,
-    progress: bool = True,
-) -> tuple[ElasticMobileNetV3, ImageTask, dict]:
-    """Train an elastic MobileNetV3 with weight sharing (or one arch alone) on the digits task.
+    recipe: Recipe, config: TrainingConfig | None = None, arch: Mapping | None = None, progress: bool = True
+) -> tuple[nn.Module, ImageTask, dict]:
+    """Train ``recipe``'s network with weight sharing (or one arch alone) on its task.
 
     Args:
-        model_config: Supernet shape.
-        data_config: Task definition; defaults to :class:`DigitsConfig`.
-        config: Recipe; defaults to :class:`TrainingConfig`.
+        recipe: What to build and train on.
+        config: Overrides ``recipe.training``.
         arch: For ``strategy="standalone"``, the architecture trained (default: the largest).
         progress: Show a tqdm bar.
 
     Returns:
-        The trained supernet, the task, and a log dict (loss per epoch, wall time).
+        The trained network, the task, and a log dict (loss per epoch, wall time).
     """
-    config = config or TrainingConfig()
-    if config.strategy not in ("sandwich", "progressive", "standalone"):
-        raise ValueError(
-            f"unknown strategy {config.strategy!r}; use 'sandwich', 'progressive' or 'standalone'"
-        )
-    task = load_digits_task(data_config)
+    config = config or recipe.training
+    task = load_digits_task(recipe.data_config)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
-        return _train(model_config, task, config, arch, progress)
+        return _train(recipe, task, config, arch, progress)
     finally:
         torch.set_num_threads(previous_threads)
 
 
-def _train(model_config, task, config, arch, progress):
+def _train(recipe: Recipe, task: ImageTask, config: TrainingConfig, arch: Mapping | None, progress: bool):
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     generator = torch.Generator().manual_seed(config.seed + 1)
-    net = ElasticMobileNetV3(model_config)
+    net = recipe.build(recipe.model_config)
     largest, smallest = net.max_arch(), net.min_arch()
     fixed_arch = net.space.canonical(arch) if arch is not None else largest
     n = len(task.train_y)
@@ -146,10 +180,10 @@ def _train(model_config, task, config, arch, progress):
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     warm = steps_per_epoch
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + np.cos(np.pi * min(1.0, s / total_steps))),
+        optimizer, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + np.cos(np.pi * min(1.0, s / total_steps)))
     )
     sampler = _PhaseSampler(net, rng)
+    phases = [set(p) for p in recipe.phases] or [{n.split("_")[0] for n in net.space.names}]
     elastic_epochs = config.epochs - config.warmup_epochs
     teacher = None
     log: dict = {"loss": [], "phase": []}
@@ -161,8 +195,8 @@ def _train(model_config, task, config, arch, progress):
             net.sort_channels()
             teacher = copy.deepcopy(net).eval()
         if config.strategy == "progressive" and elastic:
-            third = (epoch - config.warmup_epochs) * 3 // max(1, elastic_epochs)
-            sampler.open = {"r", "ks"} | ({"d"} if third >= 1 else set()) | ({"e"} if third >= 2 else set())
+            phase_index = (epoch - config.warmup_epochs) * len(phases) // max(1, elastic_epochs)
+            sampler.open = set().union(*phases[: phase_index + 1])
         phase = "+".join(sorted(sampler.open)) if config.strategy == "progressive" else config.strategy
         net.train()
         order = torch.randperm(n, generator=generator)
@@ -206,64 +240,79 @@ def _train(model_config, task, config, arch, progress):
     return net.eval(), task, log
 
 
-def save_checkpoint(
-    path: str | Path,
-    net: ElasticMobileNetV3,
-    data_config: DigitsConfig,
-    config: TrainingConfig,
-    log: Mapping,
-    report: Mapping | None = None,
-) -> Path:
-    """Write a self-describing checkpoint: weights (float32), model/data/training configs, log, report."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "format": "nastools-supernet",
-        "version": 1,
-        "kind": "elastic-mobilenetv3",
-        "model_config": net.config.to_dict(),
-        "data_config": data_config.to_dict(),
-        "training_config": asdict(config),
-        "log": dict(log),
-        "report": dict(report or {}),
-        "state_dict": net.state_dict(),
-    }
-    torch.save(payload, path)
-    return path
+def recipes() -> dict[str, str]:
+    """The embedded supernets that can be trained here: name to ``"module:recipe"`` (from the families)."""
+    from nastools.supernet import _families
+
+    found: dict[str, str] = {}
+    for family in _families():
+        found.update(getattr(family, "TRAINING", {}))
+    return found
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Command line entry point: train, evaluate, and save the embedded supernet."""
+def _recipe(name: str) -> Recipe:
+    available = recipes()
+    if name not in available:
+        raise ValueError(f"no training recipe for {name!r}; the recipes here are {sorted(available)}")
+    module, _, attribute = available[name].partition(":")
+    return getattr(importlib.import_module(module), attribute)()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: train an embedded supernet, optionally measure its checks, write the checkpoint."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default="data/digits-mbv3.pt", help="checkpoint path to write")
-    parser.add_argument("--strategy", default="sandwich", choices=["sandwich", "progressive"])
-    parser.add_argument("--epochs", type=int, default=TrainingConfig.epochs)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--supernet", default="digits-mbv3", help="recipe name (see --list)")
+    parser.add_argument("--out", help="checkpoint path to write (required)")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    parser.add_argument("--strategy", choices=["sandwich", "progressive"], help="default: the recipe's")
+    parser.add_argument("--epochs", type=int, help="default: the recipe's")
+    parser.add_argument("--seed", type=int, help="default: the recipe's")
+    parser.add_argument("--threads", type=int, help="default: the recipe's")
     parser.add_argument(
-        "--report",
-        action="store_true",
-        help="also train the largest arch alone and measure the checks (gap, tau, noise)",
+        "--report", action="store_true", help="also train the largest arch alone and measure the checks"
     )
+    parser.add_argument("--list", action="store_true", help="list the recipes and exit")
     args = parser.parse_args(argv)
-    data_config = DigitsConfig()
-    config = replace(
-        TrainingConfig(),
-        strategy=args.strategy,
-        epochs=args.epochs,
-        seed=args.seed,
-        threads=args.threads,
-    )
-    net, task, log = train_supernet(EMBEDDED_MODEL_CONFIG, data_config, config)
+    if args.list:
+        print("\n".join(sorted(recipes())))
+        return 0
+    if args.out is None:
+        parser.error("--out is required: the checkpoint to write (the shipped ones are in data/)")
+    out = Path(args.out).expanduser()
+    if out.is_dir():
+        parser.error(
+            f"--out {out} is a folder; give the checkpoint's file name, e.g. {out / (args.supernet + '.pt')}"
+        )
+    if out.exists() and not args.overwrite:
+        parser.error(f"{out} exists; pass --overwrite to replace it (data/*.pt are the shipped checkpoints)")
+    try:
+        recipe = _recipe(args.supernet)
+        overrides = {
+            k: getattr(args, k)
+            for k in ("strategy", "epochs", "seed", "threads")
+            if getattr(args, k) is not None
+        }
+        config = replace(recipe.training, **overrides)
+    except (ValueError, TypeError) as error:
+        parser.error(str(error))
+    net, task, log = train_supernet(recipe, config)
     report = {}
     if args.report:
-        from nastools.supernets._report import supernet_report
+        from nastools.supernets._checks import supernet_report
 
-        report = supernet_report(net, task, config)
+        previous_threads = torch.get_num_threads()
+        torch.set_num_threads(config.threads)  # the checks run on the training's threads too
+        try:
+            report = supernet_report(net, task, recipe, config)
+        finally:
+            torch.set_num_threads(previous_threads)
         print(json.dumps(report, indent=2))
-    path = save_checkpoint(args.out, net, data_config, config, log, report)
+    from nastools.supernets._image import save_checkpoint
+
+    path = save_checkpoint(out, recipe.kind, net, recipe.data_config, config, log, report)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) after {log['seconds']:.0f} s of training")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -2,19 +2,29 @@ from dataclasses import replace
 
 import pytest
 import torch
-from helpers import TINY_CONFIG, TINY_DATA
+from helpers import TINY_CONFIG, TINY_DATA, tiny_recipe
 
-from nastools.data import DigitsConfig, distort, load_digits_task
-from nastools.training import TrainingConfig, train_supernet
+from nastools.supernet import file_hash, load_supernet
+from nastools.supernets.mobilenetv3 import MobileNetV3Config, MobileNetV3Supernet
+from nastools.supernets.mobilenetv3._supernet import embedded
+from nastools.tasks.digits import DigitsConfig, distort, load_digits_task
+from nastools.training import TrainingConfig, main, recipes, train_supernet
+
+# Small forward passes on shared cores: one thread is fastest and steadiest (conftest's fixture).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_task_is_deterministic_and_split_is_held_out():
     a, b = load_digits_task(TINY_DATA), load_digits_task(TINY_DATA)
     assert torch.equal(a.test_x, b.test_x) and torch.equal(a.calibration_x, b.calibration_x)
-    assert a.test_x.shape[1:] == (1, 24, 24) and a.n_classes == 10
+    assert a.test_x.shape[1:] == (1, 24, 24) and a.n_classes == 10 and a.in_channels == 1
     assert len(a.train_y) + len(a.test_y) == 1797  # one distortion per held-out digit here
+    assert len(a.calibration_x) == TINY_DATA.calibration_size
     other = load_digits_task(replace(TINY_DATA, seed=1))
     assert not torch.equal(a.test_x, other.test_x)
+    # the split is stratified: every class is held out in proportion
+    counts = torch.bincount(a.test_y, minlength=10)
+    assert counts.min() >= 50 and counts.max() <= 56
 
 
 def test_distortion_is_random_but_seeded_and_in_range():
@@ -32,20 +42,121 @@ def test_bad_data_config_is_rejected():
         load_digits_task(DigitsConfig(resolution=4))
     with pytest.raises(ValueError, match="test_fraction"):
         load_digits_task(DigitsConfig(test_fraction=1.5))
+    with pytest.raises(ValueError, match="test_distortions must be a positive integer, got 0"):
+        load_digits_task(DigitsConfig(test_distortions=0))
+    with pytest.raises(ValueError, match="calibration_size must be a positive integer, got 0"):
+        load_digits_task(DigitsConfig(calibration_size=0))
 
 
-def test_unknown_training_strategy_is_rejected():
-    with pytest.raises(ValueError, match="unknown strategy 'greedy'"):
-        train_supernet(TINY_CONFIG, TINY_DATA, TrainingConfig(strategy="greedy"), progress=False)
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"strategy": "greedy"}, "unknown strategy 'greedy'"),
+        ({"epochs": 0}, "epochs must be a positive integer"),
+        ({"epochs": True}, "epochs must be a positive integer"),
+        ({"warmup_epochs": -1}, "warmup_epochs must be a non-negative integer"),
+        ({"epochs": 5, "warmup_epochs": 5}, r"epochs \(5\) must exceed warmup_epochs \(5\)"),
+        ({"threads": 10_000}, "exceeds the"),
+        ({"lr": 0}, "lr must be > 0"),
+    ],
+)
+def test_bad_training_config_is_rejected(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TrainingConfig(**kwargs)
 
 
 @pytest.mark.parametrize("strategy", ["sandwich", "progressive"])
 def test_training_reduces_loss_and_is_reproducible(strategy):
-    config = TrainingConfig(strategy=strategy, epochs=3, warmup_epochs=1, batch_size=256, threads=1)
-    net_a, _, log_a = train_supernet(TINY_CONFIG, TINY_DATA, config, progress=False)
-    net_b, _, log_b = train_supernet(TINY_CONFIG, TINY_DATA, config, progress=False)
+    recipe = tiny_recipe(strategy=strategy)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # the run uses the recipe's one thread, then gives back two
+    try:
+        net_a, task, log_a = train_supernet(recipe, progress=False)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+    net_b, _, log_b = train_supernet(recipe, progress=False)
+    assert log_a["loss"] == log_b["loss"] and len(log_a["loss"]) == recipe.training.epochs
+    for (name, a), b in zip(net_a.state_dict().items(), net_b.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert log_a["loss"][-1] < log_a["loss"][0]
+    assert not net_a.training and task.config == recipe.data_config
+    if strategy == "progressive":  # the recipe's phases open one after the other
+        assert log_a["phase"] == ["", "ks+r", "d+ks+r"]
+    else:
+        assert set(log_a["phase"]) == {"sandwich"}
+
+
+def test_config_overrides_the_recipes_training():
+    recipe = tiny_recipe()
+    _, _, log = train_supernet(recipe, replace(recipe.training, epochs=2), progress=False)
+    assert len(log["loss"]) == 2
+
+
+def test_standalone_trains_one_arch():
+    recipe = tiny_recipe(strategy="standalone", epochs=2)
+    net, _, log = train_supernet(recipe, arch=recipe.build(recipe.model_config).min_arch(), progress=False)
+    assert set(log["phase"]) == {"standalone"} and len(log["loss"]) == 2
+
+
+@pytest.fixture
+def tiny_cli(monkeypatch):
+    """The training command line, with the tiny recipe as its only one."""
+    monkeypatch.setattr("nastools.training.recipes", lambda: {"tiny-mbv3": "helpers:tiny_recipe"})
+
+
+def test_the_families_name_their_recipes():
+    assert recipes()["digits-mbv3"] == "nastools.supernets.mobilenetv3._embedded:recipe"
+
+
+def test_command_line_trains_a_checkpoint_the_registry_loads(tiny_cli, tmp_path, capsys):
+    out = tmp_path / "tiny.pt"
+    assert main(["--supernet", "tiny-mbv3", "--out", str(out), "--epochs", "2"]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    supernet = load_supernet(out)
+    assert isinstance(supernet, MobileNetV3Supernet) and supernet.supernet_id == "tiny"
+    assert supernet.checkpoint_hash == file_hash(out)
+    assert MobileNetV3Config.from_dict(supernet.metadata["model_config"]) == TINY_CONFIG
+    assert supernet.metadata["training_config"]["epochs"] == 2 and len(supernet.metadata["log"]["loss"]) == 2
+    arch = supernet.space.sample(1, rng=0)[0]
+    assert 0 <= supernet.evaluate(arch, "top1") <= 100
+    assert embedded(checkpoint=out).supernet_id == "digits-mbv3"  # the embedded name, another checkpoint
+    with pytest.raises(SystemExit):
+        main(["--supernet", "tiny-mbv3", "--out", str(out), "--epochs", "2"])
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert main(["--supernet", "tiny-mbv3", "--out", str(out), "--epochs", "2", "--overwrite"]) == 0
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--supernet", "tiny-mbv3"], "--out is required"),
+        (["--supernet", "nope", "--out", "{tmp}/x.pt"], "no training recipe for 'nope'"),
+        (["--supernet", "tiny-mbv3", "--out", "{tmp}"], "is a folder"),
+        (["--supernet", "tiny-mbv3", "--out", "{tmp}/x.pt", "--epochs", "1"], "must exceed warmup_epochs"),
+    ],
+)
+def test_command_line_errors(tiny_cli, tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as info:
+        main([a.replace("{tmp}", str(tmp_path)) for a in argv])
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x.pt").exists()
+
+
+def test_command_line_lists_the_recipes(tiny_cli, capsys):
+    assert main(["--list"]) == 0
+    assert capsys.readouterr().out.split() == ["tiny-mbv3"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["sandwich", "progressive"])
+def test_training_at_the_tiny_tasks_full_size(strategy):
+    """The fast test's checks on all 1,257 training digits at batch 256 (four steps per epoch)."""
+    recipe = replace(tiny_recipe(strategy=strategy, batch_size=256), data_config=TINY_DATA)
+    net_a, _, log_a = train_supernet(recipe, progress=False)
+    net_b, _, log_b = train_supernet(recipe, progress=False)
     assert log_a["loss"] == log_b["loss"]
     for (name, a), b in zip(net_a.state_dict().items(), net_b.state_dict().values()):
         assert torch.equal(a, b), name
     assert log_a["loss"][-1] < log_a["loss"][0]
-    assert torch.get_num_threads() >= 1

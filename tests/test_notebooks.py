@@ -1,14 +1,15 @@
-"""The experiment notebooks: committed clean (fast tier) and executed on the smoke profile (notebook tier)."""
+"""The experiment notebooks as committed: clean, one parameters cell, profiles that fit (fast tier).
+
+The notebook tier, which runs them, is tests/test_notebook_runs.py.
+"""
 
 import ast
 import json
-import os
 
 import nbformat
-import pandas as pd
 import pytest
 
-from nastools import notebooks as runner
+from nastools.experiments import runner
 
 NAMES = runner.notebook_names()
 HEADER_FIELDS = ("**Question.**", "**Paper.**", "**Inputs.**", "**Outputs**")
@@ -68,6 +69,30 @@ def test_one_parameters_cell_of_typed_commented_literals(name):
     assert runner.notebook_parameters(runner.NOTEBOOKS_DIR / f"{name}.ipynb").keys() == set(names)
 
 
+_TYPES = {
+    "int": int,
+    "float": float,
+    "str": str,
+    "bool": bool,
+    "list": list,
+    "dict": dict,
+    "None": type(None),
+}
+
+
+def _allowed_types(annotation):
+    """``"str | None"`` -> ``(str, NoneType)``: the types a value of a parameter may have."""
+    return tuple(_TYPES[part.strip()] for part in annotation.split("|"))
+
+
+def _has_type(value, types):
+    if isinstance(value, bool):
+        return bool in types  # a bool is no int here
+    if float in types and isinstance(value, int):
+        return True
+    return isinstance(value, types)
+
+
 @pytest.mark.parametrize("profile", ["smoke", "full", "full-digits"])
 def test_profiles_set_only_declared_parameters_of_the_right_type(profile):
     config = runner.load_profile(profile)
@@ -78,10 +103,54 @@ def test_profiles_set_only_declared_parameters_of_the_right_type(profile):
         declared_anywhere |= set(declared)
         params = runner._parameters_for(name, declared, config)
         for key, value in params.items():
+            types = _allowed_types(declared[key]["annotation"])
+            assert _has_type(value, types), (
+                f"{profile}/{name}: {key}={value!r} is not {declared[key]['annotation']}"
+            )
             default = ast.literal_eval(declared[key]["default"])
-            if value is not None and default is not None:
-                assert isinstance(value, type(default)), f"{profile}/{name}: {key}={value!r} vs {default!r}"
+            assert _has_type(default, types), f"{name}: default of {key} is not {declared[key]['annotation']}"
     assert set(config["common"]) <= declared_anywhere
+
+
+@pytest.mark.parametrize("profile", ["smoke", "full", "full-digits"])
+def test_profiles_give_every_search_the_same_budget(profile):
+    """Later notebooks re-run earlier searches by id: budget, pop_size and n_gen must be common."""
+    config = runner.load_profile(profile)
+    assert {"budget", "pop_size", "n_gen", "seed"} <= set(config["common"])
+    for name, own in config["notebooks"].items():
+        assert not {"budget", "pop_size", "n_gen", "seed"} & set(own or {}), name
+
+
+def test_searches_have_a_budget_and_dependent_notebooks_name_their_source():
+    declared = {name: runner.notebook_parameters(runner.NOTEBOOKS_DIR / f"{name}.ipynb") for name in NAMES}
+    assert not any("n_validations" in parameters for parameters in declared.values())
+    for name in NAMES[:5]:  # every notebook that searches
+        assert declared[name]["budget"]["annotation"] == "int", name
+    builds_on = {
+        "02_warm_start": "source_search",
+        "03_concurrent_vs_weaknas": "warm_start_search",
+        "04_popdb": "history_search",
+    }
+    for name, parameter in builds_on.items():
+        assert (
+            declared[name][parameter]["annotation"] == "str | None"
+            and declared[name][parameter]["default"] == "None"
+        )
+        assert declared[name][parameter]["help"], f"{name}: {parameter} needs a comment"
+        source = "\n".join(c.source for c in _read(name).cells if c.cell_type == "code")
+        assert f"stored_search({parameter}" in source, f"{name} must read its source search by {parameter}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_declared_parameter_is_used(name):
+    nb = _read(name)
+    used = set()
+    for cell in nb.cells[2:]:
+        if cell.cell_type == "code":
+            lines = [line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!"))]
+            used |= {node.id for node in ast.walk(ast.parse("\n".join(lines))) if isinstance(node, ast.Name)}
+    declared = runner.notebook_parameters(runner.NOTEBOOKS_DIR / f"{name}.ipynb")
+    assert not set(declared) - used, f"{name} declares parameters it never uses"
 
 
 def test_profile_errors():
@@ -91,27 +160,36 @@ def test_profile_errors():
         runner._parameters_for("x", {"seed": {}}, {"common": {}, "notebooks": {"x": {"sead": 1}}})
     with pytest.raises(ValueError, match="names 0 notebooks"):
         runner.run_notebooks("smoke", "unused", ["99"])
+    with pytest.raises(
+        ValueError, match=r"--set names parameter\(s\) \['n_validations'\] that no notebook declares"
+    ):
+        runner.run_notebooks("smoke", "unused", overrides={"n_validations": 24})
+    with pytest.raises(FileNotFoundError, match="notebooks folder"):
+        runner.run_notebooks("smoke", "unused", notebooks_dir="/nonexistent")
 
 
 def test_runner_executes_in_order_with_parameters(tmp_path):
     folder = tmp_path / "nbs"
     (folder / "params").mkdir(parents=True)
-    for name, body in [
-        ("00_a", "print('a', seed)"),
-        ("01_b", "open(out_dir + '/b.txt', 'w').write(str(seed))"),
+    for name, body, extra in [
+        ("00_a", "print('a', seed)", ""),
+        ("01_b", "open(out_dir + '/b.txt', 'w').write(f'{seed} {only_b}')", "\nonly_b: int = 0  # b"),
     ]:
         nb = nbformat.v4.new_notebook()
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-        params = nbformat.v4.new_code_cell('seed: int = 0  # s\nout_dir: str = "x"  # o')
+        params = nbformat.v4.new_code_cell('seed: int = 0  # s\nout_dir: str = "x"  # o' + extra)
         params.metadata["tags"] = ["parameters"]
         nb.cells = [nbformat.v4.new_markdown_cell("# t"), params, nbformat.v4.new_code_cell(body)]
         nbformat.write(nb, folder / f"{name}.ipynb")
     (folder / "params" / "p.yaml").write_text(
-        "common:\n  seed: 7\n  unused: 1\nnotebooks:\n  01_b: {seed: 9}\n"
+        "common:\n  seed: 7\n  only_b: 5\nnotebooks:\n  01_b: {seed: 9}\n"
     )
     records = runner.run_notebooks("p", tmp_path / "out", notebooks_dir=folder, cell_timeout=120)
     assert [r["notebook"] for r in records] == ["00_a", "01_b"] and {r["status"] for r in records} == {"ok"}
-    assert (tmp_path / "out" / "b.txt").read_text() == "9"
+    assert (tmp_path / "out" / "b.txt").read_text() == "9 5"
+    # a common parameter goes only to the notebooks that declare it
+    assert records[0]["parameters"] == {"seed": 7, "out_dir": str((tmp_path / "out").resolve())}
+    assert records[1]["parameters"]["only_b"] == 5
     executed = nbformat.read(tmp_path / "out" / "00_a" / "00_a.ipynb", as_version=4)
     assert "a 7" in executed.cells[-1].outputs[0]["text"]
     summary = json.loads((tmp_path / "out" / "notebooks_run.json").read_text())
@@ -120,6 +198,14 @@ def test_runner_executes_in_order_with_parameters(tmp_path):
     runner.run_notebooks("p", tmp_path / "out", ["00"], notebooks_dir=folder, overrides={"seed": 3})
     executed = nbformat.read(tmp_path / "out" / "00_a" / "00_a.ipynb", as_version=4)
     assert "a 3" in executed.cells[-1].outputs[0]["text"]
+    # a section for a notebook that is not there is a typo too
+    (folder / "params" / "section.yaml").write_text("common: {}\nnotebooks:\n  01_c: {seed: 1}\n")
+    with pytest.raises(ValueError, match=r"sections for \['01_c'\], which are not notebooks"):
+        runner.run_notebooks("section", tmp_path / "out", notebooks_dir=folder)
+    # a common parameter that no notebook declares is a typo, never silently dropped
+    (folder / "params" / "typo.yaml").write_text("common:\n  sead: 7\nnotebooks: {}\n")
+    with pytest.raises(ValueError, match=r"the profile names parameter\(s\) \['sead'\]"):
+        runner.run_notebooks("typo", tmp_path / "out", notebooks_dir=folder)
 
 
 def test_parse_overrides():
@@ -130,129 +216,3 @@ def test_parse_overrides():
     }
     with pytest.raises(ValueError, match="NAME=VALUE"):
         runner.parse_overrides(["data_dir"])
-
-
-# ------------------------------------------------------------------------------ notebook tier
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    """Run the whole sequence once on the smoke profile; tests below read what it wrote."""
-    out = tmp_path_factory.mktemp("smoke")
-    threads = os.environ.get("NASTOOLS_NOTEBOOK_THREADS", "1")  # as `make`; "" for torch's default
-    records = runner.run_notebooks("smoke", out, threads=int(threads) if threads else None)
-    return out, records, runner.load_profile("smoke")
-
-
-def _summary(out, name):
-    return json.loads((out / name / "summary.json").read_text())
-
-
-def _in_unit(values):
-    values = pd.Series(values, dtype=float)
-    return bool(((values > 0) & (values <= 1)).all())
-
-
-@pytest.mark.notebook
-def test_smoke_sequence_ran(smoke):
-    out, records, _ = smoke
-    assert [r["notebook"] for r in records] == NAMES and {r["status"] for r in records} == {"ok"}
-    assert (out / "results.sqlite").is_file()
-    for name in NAMES:
-        executed = nbformat.read(out / name / f"{name}.ipynb", as_version=4)
-        errors = [
-            o for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"
-        ]
-        assert not errors, name
-        assert any(o.get("data", {}).get("text/markdown") for o in executed.cells[-1].outputs), name
-
-
-@pytest.mark.notebook
-def test_smoke_quickstart(smoke):
-    out, _, profile = smoke
-    folder = out / "00_quickstart"
-    table = pd.read_csv(folder / "measurements.csv")
-    assert len(table) == 2 + profile["notebooks"]["00_quickstart"]["n_archs"]
-    assert table["top1"].between(0, 100).all() and table.iloc[0]["top1"] > table.iloc[1]["top1"]
-    results = pd.read_csv(folder / "search_results.csv")
-    assert len(results) == profile["common"]["n_validations"] and results["front"].any()
-    summary = _summary(out, "00_quickstart")
-    assert _in_unit([summary["hypervolume"]]) and summary["front_size"] == results["front"].sum()
-    assert (folder / "front.png").stat().st_size > 0
-
-
-@pytest.mark.notebook
-def test_smoke_hardware_transfer(smoke):
-    out, _, profile = smoke
-    folder = out / "01_hardware_transfer"
-    hw = profile["common"]["hardware"]
-    matrix = pd.read_csv(folder / "hv_matrix.csv")
-    assert len(matrix) == len(hw) ** 2
-    assert (matrix.query("found_on == measured_on")["hv_lost_pct"] == 0).all()
-    assert _in_unit(matrix["hv_own"]) and matrix["hypervolume"].between(0, 1).all()
-    points = pd.read_csv(folder / "cross_hardware_points.csv")
-    assert set(points["measured_on"]) == set(hw) and set(points["found_on"]) == set(hw)
-    assert len(pd.read_csv(folder / "latency_rank_agreement.csv")) == len(hw) * (len(hw) - 1) // 2
-    assert all(size > 0 for size in _summary(out, "01_hardware_transfer")["front_sizes"].values())
-    assert (folder / "fronts.png").is_file() and (folder / "hv_lost.png").is_file()
-
-
-@pytest.mark.notebook
-def test_smoke_warm_start(smoke):
-    out, _, profile = smoke
-    folder = out / "02_warm_start"
-    traces = pd.read_csv(folder / "traces.csv")
-    assert set(traces["tactic"]) == {"random start", "warm start"} and _in_unit(traces["hypervolume"])
-    snapshots = pd.read_csv(folder / "snapshots.csv")
-    assert snapshots.groupby("search")["generation"].nunique().min() >= 2
-    summary = _summary(out, "02_warm_start")
-    assert _in_unit(list(summary["hv_final"].values()))
-    assert (folder / "snapshots.png").is_file() and (folder / "hypervolume.png").is_file()
-
-
-@pytest.mark.notebook
-def test_smoke_concurrent_vs_weaknas(smoke):
-    out, _, profile = smoke
-    folder = out / "03_concurrent_vs_weaknas"
-    tactics = profile["notebooks"]["03_concurrent_vs_weaknas"]["tactics"]
-    traces = pd.read_csv(folder / "traces.csv")
-    assert set(traces["tactic"]) == set(tactics) and _in_unit(traces["hypervolume"])
-    table2 = pd.read_csv(folder / "table2.csv")
-    assert set(table2["tactic"]) == set(tactics)
-    assert {"validations_mean", "top1_mean", "macs_mean"} <= set(table2.columns)
-    assert (table2["validations_mean"] <= profile["common"]["n_validations"]).all()
-    final = traces.groupby(["tactic", "seed"]).last()["hypervolume"].groupby("tactic").mean()
-    assert final["concurrent"] >= final["random"]  # the smoke budget is enough for that
-    assert (folder / "hypervolume.png").is_file() and (folder / "weaknas_vs_concurrent.png").is_file()
-
-
-@pytest.mark.notebook
-def test_smoke_popdb(smoke):
-    out, _, _ = smoke
-    folder = out / "04_popdb"
-    sizes = json.loads((folder / "popdb_sizes.json").read_text())
-    assert 0 < sizes["size_after"] <= sizes["size_before"]
-    clusters = pd.read_csv(folder / "clusters.csv")
-    assert len(clusters) > 0 and {"x", "y", "label"} <= set(clusters.columns)
-    parameters = pd.read_csv(folder / "popdb_parameters.csv")
-    assert (parameters["n_after"] <= parameters["n_before"]).all()
-    traces = pd.read_csv(folder / "traces.csv")
-    assert set(traces["tactic"]) == {"full space", "PopDB space"} and _in_unit(traces["hypervolume"])
-    assert (folder / "clusters.png").is_file() and (folder / "hypervolume.png").is_file()
-
-
-@pytest.mark.notebook
-def test_smoke_predictor_analysis(smoke):
-    out, _, profile = smoke
-    folder = out / "05_predictor_analysis"
-    hw = profile["common"]["hardware"]
-    taus = pd.read_csv(folder / "tau_table.csv")
-    assert set(taus["target"]) == {"top1"} | {f"latency_ms@{h}" for h in hw}
-    assert taus["kendall_tau_mean"].between(-1, 1).all() and (taus["mape_mean"] > 0).all()
-    curves = pd.read_csv(folder / "learning_curves.csv")
-    assert set(curves["kind"]) == set(profile["notebooks"]["05_predictor_analysis"]["kinds"])
-    assert curves["mape"].notna().all()
-    summary = _summary(out, "05_predictor_analysis")
-    assert summary["best_tau"]["top1"] > 0.3  # accuracy is predictable from the arch
-    for figure in ("mape.png", "kendall_tau.png", "predicted_vs_actual.png"):
-        assert (folder / figure).is_file()

@@ -1,7 +1,5 @@
 """Surrogate top-1 of the OFA supernets: OFA's accuracy predictor, against DyNAS-T's measurements."""
 
-import time
-
 import numpy as np
 import pytest
 import torch
@@ -9,12 +7,12 @@ from scipy.stats import kendalltau
 
 from nastools.evaluation import Evaluator, wide
 from nastools.store import ResultStore
-from nastools.supernets import (
-    MobileNetV3Supernet,
+from nastools.supernet import default_supernet, file_hash, load_supernet
+from nastools.supernets.mobilenetv3 import (
     OFAAccuracyPredictor,
     arch_from_ofa_config,
     arch_to_ofa_config,
-    load_supernet,
+    ofa,
     ofa_features,
     read_dynast_measurements,
 )
@@ -91,7 +89,7 @@ def test_predictor_loads_weights_only_and_is_batched(predictor):
 def test_surrogate_ranks_dynast_measurements(shared_data, predictor):
     """OFA's predictor vs DyNAS-T's measured ImageNet top-1 of 2,223 w1.0 sub-networks at r=224."""
     rows = read_dynast_measurements(shared_data / "DyNAS-T")
-    supernet = MobileNetV3Supernet.ofa(1.0, ofa_data=shared_data / "CompOFA")
+    supernet = ofa(1.0, data_dir=shared_data)
     archs = [supernet.space.canonical(a) for a in rows.arch]
     predicted = supernet.predict_top1(archs)
     tau = kendalltau(predicted, rows.top1).statistic
@@ -102,43 +100,78 @@ def test_surrogate_ranks_dynast_measurements(shared_data, predictor):
     assert np.std(predicted - rows.top1) < 1.0  # measured 0.27
 
 
-def test_ofa_supernet_with_predictor(compofa, predictor):
-    supernet = load_supernet("ofa-mbv3-w1.2", ofa_data=compofa)
+def test_ofa_supernet_with_predictor(shared_data, compofa, predictor):
+    supernet = load_supernet("ofa-mbv3-w1.2", data_dir=shared_data)
     assert supernet.checkpoint_hash == f"surrogate-{predictor.file_hash}"
-    assert supernet.metadata["top1_kind"] == "surrogate"
+    assert supernet.task_metric.name == "top1" and supernet.task_metric.kind == "prediction"
+    assert "accuracy predictor" in supernet.metadata["top1_source"]
+    assert supernet.metadata["accuracy_predictor"] == str(compofa / "acc_predictor.pth")
+    assert not supernet.needs_subnet("top1")
     net = supernet.net
-    small, large = supernet.evaluate(net.min_arch() | {"r": 160}), supernet.evaluate(net.max_arch())
+    small = supernet.evaluate(net.min_arch() | {"r": 160}, "top1")
+    large = supernet.evaluate(net.max_arch(), "top1")
     assert small < large
     archs = supernet.space.sample(20, rng=3)
-    assert np.allclose(supernet.predict_top1(archs), [supernet.evaluate(a) for a in archs])
-    # the predictor file may be named directly, and the supernet also works at a single resolution
-    fixed = MobileNetV3Supernet.ofa(1.2, ofa_data=compofa / "acc_predictor.pth", resolutions=(224,))
+    assert np.allclose(supernet.predict_top1(archs), [supernet.evaluate(a, "top1") for a in archs])
+    assert np.allclose(supernet.predict_top1(archs), predictor.predict(archs))
+    # the folder holding the file, or the file itself, also do, and the supernet works at one resolution
+    assert load_supernet("ofa-mbv3-w1.2", data_dir=compofa).checkpoint_hash == supernet.checkpoint_hash
+    fixed = ofa(1.2, data_dir=compofa / "acc_predictor.pth", resolutions=(224,))
     arch = {k: v for k, v in net.max_arch().items() if k != "r"}
-    assert fixed.evaluate(arch) == pytest.approx(large)
+    assert fixed.evaluate(arch, "top1") == pytest.approx(large)
+    with pytest.raises(ValueError, match=r"r.*\[160, 176, 192, 208, 224\]"):
+        supernet.predict_top1([net.max_arch() | {"r": 200}])
+
+
+def test_resolutions_the_predictor_cannot_encode_are_refused(shared_data):
+    with pytest.raises(ValueError, match=r"r=256 is outside"):
+        ofa(1.2, data_dir=shared_data, resolutions=(224, 256))
+    assert "r" in ofa(1.2, resolutions=(224, 256)).space.choices  # architecture-only: no predictor to ask
 
 
 def test_predictor_found_through_environment(compofa, monkeypatch):
     monkeypatch.setenv("NASTOOLS_OFA_DATA", str(compofa))
-    assert load_supernet("ofa-mbv3-w1.0").metadata["top1_kind"] == "surrogate"
+    assert load_supernet("ofa-mbv3-w1.0").task_metric.kind == "prediction"
+    assert load_supernet("ofa-mbv3-w1.0").checkpoint_hash.startswith("surrogate-")
     monkeypatch.setenv("NASTOOLS_OFA_DATA", str(compofa / "nowhere"))
     supernet = load_supernet("ofa-mbv3-w1.0")
+    assert supernet.checkpoint_hash == "untrained"
     with pytest.raises(FileNotFoundError, match="nowhere.*hanlab"):
-        supernet.evaluate(supernet.net.max_arch())
+        supernet.evaluate(supernet.net.max_arch(), "top1")
 
 
 def test_missing_or_bad_predictor_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"acc_predictor\.pth.*not at .*hanlab\.mit\.edu"):
-        load_supernet("ofa-mbv3-w1.2", ofa_data=tmp_path)
-    with pytest.raises(ValueError, match="only to the OFA supernets|applies to the OFA"):
-        load_supernet("digits-mbv3", ofa_data=tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"acc_predictor\.pth.*not in .*hanlab\.mit\.edu"):
+        load_supernet("ofa-mbv3-w1.2", data_dir=tmp_path)
+    with pytest.raises(
+        ValueError, match=r"'digits-mbv3' takes the options \['checkpoint'\]; got \['data_dir'\]"
+    ):
+        load_supernet("digits-mbv3", data_dir=tmp_path)
     bad = tmp_path / "acc_predictor.pth"
     torch.save({"0.weight": torch.zeros(3)}, bad)
     with pytest.raises(ValueError, match="not OFA's accuracy-predictor state dict"):
         OFAAccuracyPredictor.from_file(tmp_path)
+    with pytest.raises(FileNotFoundError, match="hanlab"):
+        OFAAccuracyPredictor.from_file(tmp_path / "nowhere")
 
 
-def test_evaluator_predicts_surrogate_top1_without_extracting(compofa, tmp_path, monkeypatch):
-    supernet = load_supernet("ofa-mbv3-w1.0", ofa_data=compofa)
+def test_ofa_checkpoint_weights_are_loaded_and_named_in_the_hash(tmp_path, shared_data, predictor):
+    source = ofa(1.0).net
+    with torch.no_grad():
+        source.classifier.linear.weight.normal_()
+    path = tmp_path / "ofa_mbv3_d234_e346_k357_w1.0"
+    torch.save({"state_dict": source.state_dict()}, path)
+    loaded = ofa(1.0, checkpoint=path)
+    assert torch.equal(loaded.net.classifier.linear.weight, source.classifier.linear.weight)
+    assert loaded.checkpoint_hash == file_hash(path)
+    both = ofa(1.0, checkpoint=path, data_dir=shared_data)
+    assert both.checkpoint_hash == f"{file_hash(path)}-surrogate-{predictor.file_hash}"
+    with pytest.raises(FileNotFoundError, match="OFA checkpoint .* does not exist"):
+        ofa(1.0, checkpoint=tmp_path / "absent.pth")
+
+
+def test_evaluator_predicts_surrogate_top1_without_extracting(shared_data, tmp_path, monkeypatch):
+    supernet = load_supernet("ofa-mbv3-w1.0", data_dir=shared_data)
 
     def no_extraction(arch):
         raise AssertionError("surrogate top1, MACs and params must not extract a sub-network")
@@ -146,15 +179,15 @@ def test_evaluator_predicts_surrogate_top1_without_extracting(compofa, tmp_path,
     monkeypatch.setattr(supernet, "subnet", no_extraction)
     store = ResultStore(tmp_path / "r.sqlite")
     archs = supernet.space.sample(30, rng=4)
-    start = time.perf_counter()
     table = Evaluator(supernet, store, progress=False).measure(archs, ["top1", "macs", "params"])
-    assert time.perf_counter() - start < 10
     by_arch = wide(table).set_index("arch")
     keys = [supernet.space.key(a) for a in archs]
     assert np.allclose(by_arch.loc[keys, "top1"], supernet.predict_top1(archs))
     assert (by_arch.loc[keys, "macs"] == [supernet.macs(a) for a in archs]).all()
     stored = store.measurements()
     assert set(stored.checkpoint_hash) == {supernet.checkpoint_hash}
+    assert set(stored[stored.metric == "top1"].kind) == {"prediction"}
+    assert set(stored[stored.metric != "top1"].kind) == {"proxy"}
 
 
 def test_evaluator_refuses_top1_without_the_predictor(tmp_path, monkeypatch):
@@ -166,9 +199,14 @@ def test_evaluator_refuses_top1_without_the_predictor(tmp_path, monkeypatch):
         evaluator.measure(supernet.space.sample(2, rng=0), ["macs", "top1"])
     assert len(store.measurements()) == 0
     assert len(evaluator.measure(supernet.space.sample(2, rng=0), ["macs"])) == 2
+    with pytest.raises(FileNotFoundError, match="acc_predictor.pth"):
+        supernet.predict_top1(supernet.space.sample(1, rng=0))
 
 
 def test_embedded_supernet_top1_is_measured():
-    supernet = load_supernet()
-    assert supernet.metadata["top1_kind"] == "measured"
+    supernet = load_supernet(default_supernet())
+    assert supernet.supernet_id == "digits-mbv3"
+    assert supernet.task_metric.kind == "validation"
     assert supernet.needs_subnet("top1") and not supernet.needs_subnet("macs")
+    with pytest.raises(ValueError, match="measures top1 \\(no surrogate\\); use evaluate"):
+        supernet.predict_top1(supernet.space.sample(1, rng=0))

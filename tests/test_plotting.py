@@ -9,7 +9,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from nastools import plotting  # noqa: E402
+from nastools.experiments import plotting  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -61,7 +61,7 @@ def test_plot_hv_traces_has_one_line_per_tactic():
         {
             "tactic": ["a"] * 4 + ["b"] * 4,
             "seed": [0, 0, 1, 1] * 2,
-            "n_validations": [10, 20] * 4,
+            "n_validated": [10, 20] * 4,
             "hypervolume": [0.1, 0.2, 0.15, 0.25, 0.2, 0.3, 0.2, np.nan],
         }
     )
@@ -120,3 +120,22 @@ def test_plot_validated_one_front_per_tactic():
     )
     fig = plotting.plot_validated(results, "macs", "top1", {"top1": "max", "macs": "min"})
     assert len(fig.axes[0].lines) == 2
+
+
+def test_fronts_follow_the_directions_of_a_minimised_task_metric():
+    table = pd.DataFrame({"perplexity": [3.0, 2.0, 2.5, 4.0], "macs": [1.0, 3.0, 4.0, 0.5]})
+    fig = plotting.plot_front(table, "macs", "perplexity", {"perplexity": "min", "macs": "min"})
+    (line,) = fig.axes[0].lines
+    assert line.get_xdata().tolist() == [0.5, 1.0, 3.0]  # (4.0, 2.5) is dominated by (3.0, 2.0)
+    points = pd.DataFrame(
+        {
+            "found_on": ["a", "a", "a"],
+            "measured_on": ["a", "a", "a"],
+            "arch": list("xyz"),
+            "perplexity": [3.0, 2.0, 2.5],
+            "latency_ms": [1.0, 2.0, 3.0],
+        }
+    )
+    fig = plotting.plot_cross_hardware(points, "perplexity", "min")
+    (front,) = fig.axes[0].lines
+    assert front.get_xdata().tolist() == [1.0, 2.0] and fig.axes[0].get_ylabel() == "perplexity"

@@ -1,9 +1,12 @@
-"""Unit tests for nastools.search: problem, operators, algorithms, hypervolume, run_search."""
+"""Unit tests for nastools.search and nastools.hypervolume: objectives, problem, operators, algorithms."""
 
 # pymoo's names: X is the decision matrix, F the objective matrix.
 # ruff: noqa: N803, N806
 
+import doctest
+import importlib
 import importlib.util
+import pkgutil
 
 import numpy as np
 import pandas as pd
@@ -11,23 +14,20 @@ import pytest
 from pymoo.core.duplicate import DefaultDuplicateElimination
 from pymoo.core.population import Population
 
+from nastools import search
+from nastools.hardware import HardwareConfig
+from nastools.hypervolume import HypervolumeIndicator, pareto_front_mask
+from nastools.objectives import Objective, parse_objectives
 from nastools.search import (
     ALGORITHMS,
     ArchProblem,
     CanonicalRepair,
     ChoiceResetMutation,
-    HypervolumeIndicator,
-    Objective,
-    active_mask,
-    canonical_x,
-    decode_x,
     make_algorithm,
-    onehot_features,
-    pareto_front_mask,
-    parse_objectives,
     run_search,
 )
-from nastools.space import Condition, SearchSpace, mobilenetv3_space
+from nastools.space import Condition, SearchSpace
+from nastools.supernets.mobilenetv3 import mobilenetv3_space
 
 OBJECTIVES = {"size": "min", "quality": "max"}
 HAS_NUMBA = importlib.util.find_spec("numba") is not None
@@ -67,22 +67,51 @@ def random_x(space, n, seed=0):
     return np.random.default_rng(seed).integers(0, space.n_choices, size=(n, space.n_var))
 
 
+DOCUMENTED = ["nastools.objectives", "nastools.hypervolume", "nastools.search"] + [
+    f"nastools.search.{info.name}" for info in pkgutil.iter_modules(search.__path__)
+]
+
+
+@pytest.mark.parametrize("name", DOCUMENTED)
+def test_doctests(name):
+    failures, _ = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert failures == 0
+
+
 # --- objectives -------------------------------------------------------------------------------
 
 
 def test_parse_objectives_forms_and_errors():
     objs = parse_objectives({"top1": "max", "latency_ms@cpu-t1-b1": "min"})
-    assert objs == (Objective("top1", "max"), Objective("latency_ms@cpu-t1-b1", "min"))
+    assert objs == (Objective("top1", "max"), Objective("latency_ms", "min", "cpu-t1-b1"))
+    assert [o.label for o in objs] == ["top1", "latency_ms@cpu-t1-b1"]
+    assert [o.hardware for o in objs] == [None, "cpu-t1-b1"]
     assert parse_objectives([Objective("bleu", "max")]) == (Objective("bleu", "max"),)
+    assert parse_objectives([("macs", "min"), ("latency_ms", "min", "lut-note10")]) == (
+        Objective("macs", "min"),
+        Objective("latency_ms", "min", "lut-note10"),
+    )
     assert [o.sign for o in objs] == [-1.0, 1.0]
+    # a HardwareConfig is replaced by its key
+    assert Objective("latency_ms", "min", HardwareConfig(threads=2, batch_size=8)).hardware == "cpu-t2-b8"
     with pytest.raises(ValueError, match="at least one objective"):
         parse_objectives({})
     with pytest.raises(ValueError, match="direction 'up'"):
         parse_objectives({"top1": "up"})
     with pytest.raises(ValueError, match=r"\['macs'\] given more than once"):
         parse_objectives([Objective("macs", "min"), Objective("macs", "max")])
-    with pytest.raises(ValueError, match="non-empty"):
+    with pytest.raises(ValueError, match="the string"):
+        parse_objectives("top1")
+    with pytest.raises(ValueError, match="cannot read an objective"):
+        parse_objectives([("top1",)])
+    with pytest.raises(ValueError, match="metric name"):
         Objective("", "min")
+    with pytest.raises(ValueError, match="metric name"):
+        Objective("latency_ms@cpu-t1-b1", "min")  # the label is not a metric: give hardware apart
+    with pytest.raises(ValueError, match="no hardware after '@'"):
+        Objective.from_label("latency_ms@", "min")
+    with pytest.raises(ValueError, match="bad hardware key"):
+        Objective("latency_ms", "min", " cpu-t1-b1")
 
 
 # --- problem ----------------------------------------------------------------------------------
@@ -116,19 +145,26 @@ def test_problem_single_objective_pass_x_and_missing_objective(space):
         missing.evaluate(X)
 
 
-def test_vectorised_encoding_equals_space_methods(space):
+def test_vectorised_encoding_equals_per_arch_reference(space):
+    """The vectorised encodings the search uses agree with a per-arch reference built from is_active."""
     small = SearchSpace(
         {"d": [1, 2, 3], "k_0": [3, 5], "k_1": [3, 5, 7], "k_2": [5, 7], "r": [160, 224]},
-        conditions=[Condition("k_1", "d", 2), Condition("k_2", "d", 3)],
+        conditions=[Condition("k_1", "d", (2, 3)), Condition("k_2", "d", (3,))],
     )
     for sp in (space, small, mobilenetv3_space(resolutions=(192, 224))):
         X = random_x(sp, 64, seed=1)
-        archs = sp.decode(X)
-        assert decode_x(sp, X) == archs
-        np.testing.assert_array_equal(canonical_x(sp, X), sp.encode(archs))
-        np.testing.assert_array_equal(onehot_features(sp, X), sp.features(archs))
+        raw = [dict(zip(sp.names, (sp.choices[n][i] for n, i in zip(sp.names, row)))) for row in X]
+        canonical = [{n: (a[n] if sp.is_active(a, n) else sp.choices[n][0]) for n in sp.names} for a in raw]
+        assert sp.decode(X) == canonical
+        expected_x = np.array([[sp.choices[n].index(a[n]) for n in sp.names] for a in canonical])
+        np.testing.assert_array_equal(sp.canonical_x(X), expected_x)
+        np.testing.assert_array_equal(sp.encode(canonical), expected_x)
+        np.testing.assert_array_equal(sp.features_x(X), sp.features(raw))
+        onehot = sp.features_x(X)[:, : int(sp.n_choices.sum())]
+        active = np.array([[sp.is_active(a, n) for n in sp.names] for a in raw])
+        assert (onehot.sum(axis=1) == active.sum(axis=1)).all()  # one slot per active parameter
     with pytest.raises(ValueError, match="'d_0'"):
-        canonical_x(space, np.full((1, space.n_var), 3))
+        space.canonical_x(np.full((1, space.n_var), 3))
 
 
 # --- operators --------------------------------------------------------------------------------
@@ -138,7 +174,7 @@ def test_canonical_repair_zeroes_exactly_the_inactive_genes(space, problem):
     X = random_x(space, 200, seed=2)
     repaired = CanonicalRepair(space).do(problem, Population.new(X=X)).get("X")
     active = np.array([[space.is_active(space.decode(row), n) for n in space.names] for row in X])
-    np.testing.assert_array_equal(active, active_mask(space, X))
+    np.testing.assert_array_equal(active, space.active_mask(X))
     assert np.any(~active)
     np.testing.assert_array_equal(repaired[active], X[active])
     assert np.all(repaired[~active] == 0)
@@ -195,7 +231,7 @@ def test_each_algorithm_runs_and_returns_non_dominated_in_bounds(space, name):
     X = np.atleast_2d(res.X).astype(int)
     F = np.atleast_2d(res.F)
     assert np.all((X >= 0) & (X < space.n_choices))
-    np.testing.assert_array_equal(X, canonical_x(space, X))
+    np.testing.assert_array_equal(X, space.canonical_x(X))
     np.testing.assert_allclose(F, problem.evaluate(X))
     assert pareto_front_mask(F).all()
     if name == "ga":
@@ -264,6 +300,30 @@ def test_hypervolume_scales_and_flips_maximised_objectives():
         hv({"top1": [0.8]})
 
 
+def test_hypervolume_counts_values_clipped_at_the_best_bound():
+    hv = HypervolumeIndicator({"top1": "max", "macs": "min"}, {"top1": (0.5, 0.9), "macs": (100.0, 500.0)})
+    inside = {"top1": [0.8], "macs": [300.0]}
+    assert hv(inside) == pytest.approx(0.375) and hv.n_clipped == 0
+    # better than both bounds: counts as the best corner, and both values are reported clipped
+    assert hv({"top1": [0.95], "macs": [50.0]}) == pytest.approx(1.0) and hv.n_clipped == 2
+    # a point outside the box (worse than a bound) is dropped, not clipped
+    assert hv({"top1": [0.95, 0.4], "macs": [300.0, 50.0]}) == pytest.approx(0.5) and hv.n_clipped == 1
+    assert hv({"top1": [0.4], "macs": [50.0]}) == 0.0 and hv.n_clipped == 0  # reset on every call
+    assert hv.bounds == {"top1": (0.5, 0.9), "macs": (100.0, 500.0)}
+    with pytest.raises(ValueError, match="low < high"):
+        HypervolumeIndicator({"macs": "min"}, {"macs": (5.0, 5.0)})
+
+
+def test_hypervolume_is_keyed_by_label():
+    objectives = [Objective("top1", "max"), Objective("latency_ms", "min", "cpu-t1-b1")]
+    hv = HypervolumeIndicator(objectives, {"top1": (0.0, 1.0), "latency_ms@cpu-t1-b1": (0.0, 10.0)})
+    assert hv({"top1": [0.5], "latency_ms@cpu-t1-b1": [5.0]}) == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="'latency_ms@cpu-t1-b1'"):
+        HypervolumeIndicator(objectives, {"top1": (0.0, 1.0), "latency_ms": (0.0, 10.0)})
+
+
 def test_pareto_front_mask():
     F = np.array([[1.0, 2.0], [2.0, 1.0], [2.0, 2.0], [0.5, 3.0]])
     assert pareto_front_mask(F).tolist() == [True, True, False, True]
+    assert pareto_front_mask(np.empty((0, 2))).tolist() == []
+    assert pareto_front_mask(np.array([[1.0, 1.0], [1.0, 1.0]])).tolist() == [True, True]  # ties both kept

@@ -5,7 +5,6 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
@@ -24,27 +23,93 @@ def row(arch="a", metric="top1", value=1.0, **extra):
     }
 
 
+def one_line(info):
+    message = str(info.value)
+    assert message and "\n" not in message
+    return message
+
+
+# The schema nastools 0.1 wrote (store version 1), copied from that release.
+V1_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT OR IGNORE INTO meta VALUES ('format', 'nastools-store'), ('version', '1');
+CREATE TABLE IF NOT EXISTS measurements (
+    id INTEGER PRIMARY KEY,
+    supernet_id TEXT NOT NULL,
+    checkpoint_hash TEXT NOT NULL,
+    arch TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    hardware TEXT NOT NULL,
+    value REAL NOT NULL,
+    spread REAL,
+    repeats INTEGER,
+    flagged INTEGER NOT NULL DEFAULT 0,
+    timestamp TEXT NOT NULL,
+    search_id TEXT
+);
+CREATE INDEX IF NOT EXISTS measurements_lookup
+    ON measurements (supernet_id, checkpoint_hash, metric, hardware, arch);
+CREATE TABLE IF NOT EXISTS searches (
+    search_id TEXT PRIMARY KEY,
+    supernet_id TEXT NOT NULL,
+    tactic TEXT NOT NULL,
+    config TEXT NOT NULL,
+    created TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS populations (
+    search_id TEXT NOT NULL REFERENCES searches (search_id),
+    generation INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    arch TEXT NOT NULL,
+    PRIMARY KEY (search_id, generation, position)
+);
+"""
+
+
+def v1_store(path):
+    connection = sqlite3.connect(path)
+    connection.executescript(V1_SCHEMA)
+    connection.executemany(
+        "INSERT INTO measurements (supernet_id, checkpoint_hash, arch, metric, hardware, value, spread, "
+        "repeats, flagged, timestamp, search_id) VALUES ('s', 'h', ?, ?, ?, ?, NULL, 1, 0, 't', ?)",
+        [
+            ("a", "top1", "", 71.5, "run1"),
+            ("a", "macs", "", 3e6, "run1"),
+            ("a", "params", "", 2e5, None),
+            ("a", "latency_ms", "cpu-t1-b1", 4.2, "run1"),
+            ("a", "latency_ms", "lut-note10", 30.0, None),
+        ],
+    )
+    connection.execute("INSERT INTO searches VALUES ('run1', 's', 'nsga2', '{\"pop\": 2}', 't')")
+    connection.execute("INSERT INTO populations VALUES ('run1', 0, 0, 'a')")
+    connection.commit()
+    connection.close()
+    return path
+
+
 def test_new_store_has_marker_and_wal(tmp_path):
     path = tmp_path / "deep" / "sub" / "r.sqlite"
     ResultStore(path).close()
     connection = sqlite3.connect(path)
     assert dict(connection.execute("SELECT key, value FROM meta")) == {
         "format": "nastools-store",
-        "version": "1",
+        "version": "2",
     }
     assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {r[0] for r in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"meta", "measurements", "searches", "populations"} <= tables
+    assert {"meta", "measurements", "searches", "populations", "validations"} <= tables
+    columns = [r[1] for r in connection.execute("PRAGMA table_info(measurements)")]
+    assert {"host", "kind"} <= set(columns)
     connection.close()
 
 
 def test_add_and_lookup_latest_row_wins(tmp_path):
     store = ResultStore(tmp_path / "r.sqlite")
     assert store.add([row("a", value=1.0), row("b", value=2.0)]) == 2
-    store.add([row("a", value=3.0, spread=0.1, repeats=5, flagged=True, search_id="x")])
+    store.add([row("a", value=3.0, spread=0.1, repeats=5, flagged=True, search_id="x", kind="proxy")])
     found = store.lookup("s", "h", "top1", "", ["a", "c"])
     assert set(found) == {"a"}  # b was not asked for, c was never stored
-    assert found["a"]["value"] == 3.0
+    assert found["a"]["value"] == 3.0 and found["a"]["kind"] == "proxy" and found["a"]["host"] == ""
     assert found["a"]["spread"] == 0.1 and found["a"]["repeats"] == 5 and found["a"]["flagged"] == 1
     assert found["a"]["search_id"] == "x" and found["a"]["timestamp"]  # filled in
     assert store.lookup("s", "other-hash", "top1", "", ["a"]) == {}
@@ -52,6 +117,23 @@ def test_add_and_lookup_latest_row_wins(tmp_path):
     assert store.lookup("s", "h", "top1", "cpu-t1-b1", ["a"]) == {}
     assert len(store.measurements()) == 3  # nothing is overwritten
     assert list(store.measurements(search_id="x").value) == [3.0]
+    assert list(store.measurements(arch="b").kind) == ["validation"]  # the default kind
+
+
+def test_host_is_kept_per_row_and_another_hosts_latency_is_not_found(tmp_path):
+    store = ResultStore(tmp_path / "r.sqlite")
+    latency = {"metric": "latency_ms", "hardware": "cpu-t1-b1"}
+    store.add(
+        [row("a", value=4.0, host="machine A") | latency, row("b", value=5.0, host="machine A") | latency]
+    )
+    store.add([row("a", value=9.0, host="machine B") | latency])
+    on_a = store.lookup("s", "h", "latency_ms", "cpu-t1-b1", ["a", "b"], host="machine A")
+    assert {k: r["value"] for k, r in on_a.items()} == {"a": 4.0, "b": 5.0}  # B's later row is not A's
+    on_b = store.lookup("s", "h", "latency_ms", "cpu-t1-b1", ["a", "b"], host="machine B")
+    assert {k: r["value"] for k, r in on_b.items()} == {"a": 9.0}
+    assert store.lookup("s", "h", "latency_ms", "cpu-t1-b1", ["a"], host="machine C") == {}
+    assert store.lookup("s", "h", "latency_ms", "cpu-t1-b1", ["a"]) == {}  # host "" is another host
+    assert list(store.measurements(host="machine A").value) == [4.0, 5.0]
 
 
 def test_lookup_many_archs(tmp_path):
@@ -60,6 +142,8 @@ def test_lookup_many_archs(tmp_path):
     found = store.lookup("s", "h", "top1", "", [str(i) for i in range(0, 3000, 2)])
     assert len(found) == 750 and found["1498"]["value"] == 1498
     assert all(int(key) % 2 == 0 and int(key) < 1500 for key in found)
+    with pytest.raises(TypeError, match="single string"):
+        store.lookup("s", "h", "top1", "", "a")
 
 
 def test_measurements_filters(tmp_path):
@@ -69,16 +153,18 @@ def test_measurements_filters(tmp_path):
             row("a", "top1", 0.7),
             row("a", "latency_ms", 5.0) | {"hardware": "cpu-t1-b1"},
             row("a", "latency_ms", 9.0) | {"hardware": "cpu-t4-b8"},
-            row("b", "macs", 1e6, search_id="run1"),
+            row("b", "macs", 1e6, search_id="run1", kind="proxy"),
         ]
     )
     assert len(store.measurements()) == 4
     latency = store.measurements(metric="latency_ms", hardware="cpu-t1-b1")
     assert list(latency.value) == [5.0] and list(latency.arch) == ["a"]
     assert list(store.measurements(search_id="run1").arch) == ["b"]
+    assert list(store.measurements(kind="proxy").metric) == ["macs"]
     assert len(store.measurements(search_id=None)) == 3
     assert len(store.measurements(supernet_id="nope")) == 0
     assert list(store.measurements().columns[:3]) == ["id", "supernet_id", "checkpoint_hash"]
+    assert {"host", "kind"} <= set(store.measurements().columns)
     with pytest.raises(ValueError, match="unknown filter.*colour.*valid columns.*metric"):
         store.measurements(colour="red")
 
@@ -89,11 +175,22 @@ def test_persists_across_reopen(tmp_path):
         store.add([row("a", value=1.5)])
         store.start_search("run1", "s", "nsga2", {"pop": 2})
         store.record_population("run1", 0, ["a", "b"])
+        store.record_validations("run1", ["a"])
     with ResultStore(path) as store:
         assert store.lookup("s", "h", "top1", "", ["a"])["a"]["value"] == 1.5
         assert store.population("run1") == ["a", "b"]
+        assert store.validations("run1") == ["a"]
         store.add([row("b")])
     assert len(ResultStore(path).measurements()) == 2
+
+
+def test_tilde_is_expanded(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with ResultStore("~/stores/r.sqlite") as store:
+        store.add([row()])
+        assert store.path == tmp_path / "stores" / "r.sqlite"
+    assert (tmp_path / "stores" / "r.sqlite").is_file()
+    assert not os.path.exists("~")
 
 
 @pytest.mark.parametrize(
@@ -104,6 +201,8 @@ def test_persists_across_reopen(tmp_path):
         ({"value": "fast"}, "row 2 has non-finite 'value'"),
         ({"value": None}, r"row 2 lacks \['value'\]"),
         ({"metric": None}, r"row 2 lacks \['metric'\]"),
+        ({"arch": float("nan")}, r"row 2 lacks \['arch'\]"),
+        ({"kind": "guess"}, r"row 2 has kind 'guess'; use one of \['validation', 'prediction', 'proxy'\]"),
     ],
 )
 def test_bad_rows_write_nothing(tmp_path, bad, match):
@@ -124,14 +223,25 @@ def test_missing_key_is_named(tmp_path):
     assert store.add([]) == 0
 
 
+def test_rows_read_back_can_be_added_again(tmp_path):
+    """A measurements() frame (NaN for empty cells) goes into another store as it is."""
+    first = ResultStore(tmp_path / "a.sqlite")
+    first.add([row("a"), row("b", spread=0.5, host="m", kind="proxy")])
+    second = ResultStore(tmp_path / "b.sqlite")
+    assert second.add(first.measurements().to_dict("records")) == 2
+    copied = second.measurements()
+    assert list(copied.kind) == ["validation", "proxy"] and list(copied.host) == ["", "m"]
+    assert copied.spread.isna().tolist() == [True, False] and copied.search_id.isna().all()
+
+
 def test_rejects_non_sqlite_file_untouched(tmp_path):
     path = tmp_path / "notes.sqlite"
     path.write_text("shopping list\n" * 100)
     before = path.read_bytes()
     with pytest.raises(StoreError, match="not a nastools result store") as info:
         ResultStore(path)
-    message = str(info.value)
-    assert str(path) in message and "new file" in message and "\n" not in message
+    message = one_line(info)
+    assert str(path) in message and "new file" in message
     assert isinstance(info.value, ValueError)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.sqlite"]
@@ -149,8 +259,9 @@ def _foreign_sqlite(path, *statements):
 def test_rejects_foreign_sqlite_untouched(tmp_path):
     path = _foreign_sqlite(tmp_path / "other.db", "CREATE TABLE things (x)", "INSERT INTO things VALUES (1)")
     before = path.read_bytes()
-    with pytest.raises(StoreError, match=r"other\.db is not a nastools result store.*marker"):
+    with pytest.raises(StoreError, match=r"other\.db is not a nastools result store.*marker") as info:
         ResultStore(path)
+    one_line(info)
     assert path.read_bytes() == before
     connection = sqlite3.connect(path)
     tables = [r[0] for r in connection.execute("SELECT name FROM sqlite_master")]
@@ -168,6 +279,136 @@ def test_rejects_sqlite_with_foreign_meta(tmp_path):
     with pytest.raises(StoreError, match="not a nastools result store"):
         ResultStore(path)
     assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("version", ["3", "12", "2.1", ""])
+def test_newer_version_is_refused_untouched(tmp_path, version):
+    path = tmp_path / "future.sqlite"
+    ResultStore(path).close()
+    _foreign_sqlite(path, f"UPDATE meta SET value = '{version}' WHERE key = 'version'")
+    before = path.read_bytes()
+    for read_only in (False, True):
+        with pytest.raises(StoreError, match=f"version '{version}', newer than this nastools reads") as info:
+            ResultStore(path, read_only=read_only)
+        assert "upgrade nastools" in one_line(info)
+    assert path.read_bytes() == before
+
+
+def test_empty_file_becomes_a_new_store(tmp_path):
+    """A store whose creation was killed before its first commit is an empty file: it is started again."""
+    path = tmp_path / "r.sqlite"
+    path.touch()
+    with pytest.raises(StoreError, match="is an empty file") as info:
+        ResultStore(path, read_only=True)
+    one_line(info)
+    with ResultStore(path) as store:
+        store.add([row()])
+    assert len(ResultStore(path).measurements()) == 1
+
+
+def test_store_created_meanwhile_by_another_process_is_used(tmp_path, monkeypatch):
+    """Two processes opening a new path at once: the one that loses the race uses the other's store."""
+    path = tmp_path / "r.sqlite"
+    original = ResultStore._version
+    calls = []
+
+    def racing(self):
+        found = original(self)
+        if not calls:  # first look: the file is empty; the other process creates the store now
+            calls.append(found)
+            monkeypatch.setattr(ResultStore, "_version", original)
+            with ResultStore(path) as other:
+                other.add([row("theirs")])
+        return found
+
+    monkeypatch.setattr(ResultStore, "_version", racing)
+    with ResultStore(path) as store:
+        store.add([row("mine")])
+        assert list(store.measurements().arch) == ["theirs", "mine"]
+    assert calls == [None]
+
+
+def test_v1_store_is_upgraded_in_place(tmp_path):
+    path = v1_store(tmp_path / "old.sqlite")
+    with pytest.raises(StoreError, match="version 1 store; open it writable once") as info:
+        ResultStore(path, read_only=True)
+    one_line(info)
+    with ResultStore(path) as store:
+        rows = store.measurements()
+        assert len(rows) == 5 and list(rows.id) == [1, 2, 3, 4, 5]
+        kinds = dict(zip(rows.metric + "@" + rows.hardware, rows.kind))
+        assert kinds == {
+            "top1@": "validation",
+            "macs@": "proxy",
+            "params@": "proxy",
+            "latency_ms@cpu-t1-b1": "validation",
+            "latency_ms@lut-note10": "validation",
+        }
+        hosts = dict(zip(rows.metric + "@" + rows.hardware, rows.host))
+        # a measured latency came from a machine nobody recorded: it is never reused
+        assert hosts["latency_ms@cpu-t1-b1"] == "unknown (nastools store v1)"
+        assert hosts["latency_ms@lut-note10"] == "" and hosts["top1@"] == "" and hosts["macs@"] == ""
+        assert store.lookup("s", "h", "top1", "", ["a"])["a"]["value"] == 71.5
+        assert store.lookup("s", "h", "latency_ms", "lut-note10", ["a"])["a"]["value"] == 30.0
+        assert store.lookup("s", "h", "latency_ms", "cpu-t1-b1", ["a"], host="") == {}
+        assert store.search("run1")["config"] == {"pop": 2} and store.population("run1") == ["a"]
+        assert store.validations("run1") == []  # the new table exists, empty
+        store.add([row("b", kind="proxy", host="")])
+    connection = sqlite3.connect(path)
+    assert dict(connection.execute("SELECT key, value FROM meta"))["version"] == "2"
+    indexes = {r[0] for r in connection.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert "measurements_lookup" not in indexes and "measurements_lookup_v2" in indexes
+    connection.close()
+    with ResultStore(path, read_only=True) as store:  # upgraded once; reopening changes nothing
+        assert len(store.measurements()) == 6
+
+
+def test_read_only_store_reads_and_refuses_writes(tmp_path):
+    path = tmp_path / "r.sqlite"
+    with ResultStore(path) as store:
+        store.add([row("a", value=2.0)])
+        store.start_search("run1", "s", "nsga2", {})
+    before = path.read_bytes()
+    with ResultStore(path, read_only=True) as store:
+        assert store.lookup("s", "h", "top1", "", ["a"])["a"]["value"] == 2.0
+        assert store.has_search("run1") and store.population("run1") == []
+        for write in (
+            lambda: store.add([row("b")]),
+            lambda: store.start_search("run2", "s", "nsga2", {}),
+            lambda: store.record_population("run1", 0, ["a"]),
+            lambda: store.record_validations("run1", ["a"]),
+        ):
+            with pytest.raises(StoreError, match="opened read-only") as info:
+                write()
+            one_line(info)
+    assert path.read_bytes() == before
+    with pytest.raises(StoreError, match="does not exist") as info:
+        ResultStore(tmp_path / "absent.sqlite", read_only=True)
+    one_line(info)
+    assert not (tmp_path / "absent.sqlite").exists()
+
+
+def test_unwritable_location_says_to_open_read_only(tmp_path, monkeypatch):
+    path = tmp_path / "r.sqlite"
+    ResultStore(path).close()
+    # root may write anywhere: let the check see the file and its folder as a read-only medium's
+    monkeypatch.setattr("nastools.store.os.access", lambda p, mode: False)
+    with pytest.raises(
+        StoreError, match=r"is read-only \(the file cannot be written\).*read_only=True"
+    ) as info:
+        ResultStore(path)
+    one_line(info)
+    with pytest.raises(StoreError, match="its folder cannot be written") as info:
+        ResultStore(tmp_path / "new.sqlite")
+    one_line(info)
+    assert not (tmp_path / "new.sqlite").exists()
+    assert len(ResultStore(path, read_only=True).measurements()) == 0
+
+
+def test_folder_is_refused(tmp_path):
+    with pytest.raises(StoreError, match="is a folder; pass the path of a store file") as info:
+        ResultStore(tmp_path)
+    one_line(info)
 
 
 CHILD = textwrap.dedent(
@@ -199,11 +440,10 @@ def test_survives_sigkill(tmp_path):
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
     )
     reported = []
-    deadline = time.monotonic() + 2.0
     try:
-        while len(reported) < 30 and time.monotonic() < deadline:
+        while len(reported) < 30:  # wait for 30 committed batches, however long the machine takes
             line = process.stdout.readline()
-            if not line:
+            if not line:  # the child died by itself
                 break
             reported.append(int(line))
     finally:
@@ -211,7 +451,7 @@ def test_survives_sigkill(tmp_path):
         process.wait()
         process.stdout.close()
     assert process.returncode == -signal.SIGKILL
-    assert reported, "the child process added nothing before it was killed"
+    assert len(reported) == 30, "the child process stopped before it was killed"
     with ResultStore(path) as store:
         stored = store.measurements()
     counts = stored.groupby(stored.value.astype(int)).size()
@@ -223,10 +463,13 @@ def test_survives_sigkill(tmp_path):
 def test_search_populations(tmp_path):
     store = ResultStore(tmp_path / "r.sqlite")
     assert len(store.searches()) == 0
-    store.start_search("run1", "s", "nsga2", {"pop_size": 4, "seed": 0})
-    store.start_search("run1", "s", "nsga2", {"seed": 0, "pop_size": 4})  # resuming is fine
-    with pytest.raises(ValueError, match="already exists"):
+    assert store.start_search("run1", "s", "nsga2", {"pop_size": 4, "seed": 0})
+    assert not store.start_search("run1", "s", "nsga2", {"seed": 0, "pop_size": 4})  # resuming is fine
+    with pytest.raises(ValueError, match="run with other settings.*pop_size 4 -> 8") as info:
         store.start_search("run1", "s", "nsga2", {"pop_size": 8, "seed": 0})
+    one_line(info)
+    with pytest.raises(ValueError, match="tactic 'nsga2', now 'random'"):
+        store.start_search("run1", "s", "random", {"pop_size": 4, "seed": 0})
     assert store.population("run1") == []
     store.record_population("run1", 0, ["a", "b"])
     store.record_population("run1", 1, ["c", "d", "x"])
@@ -245,3 +488,23 @@ def test_search_populations(tmp_path):
         store.record_population("nope", 0, ["a"])
     with pytest.raises(ValueError, match="unknown search_id"):
         store.history("nope")
+
+
+def test_search_record_and_validations(tmp_path):
+    store = ResultStore(tmp_path / "r.sqlite")
+    assert not store.has_search("run1")
+    store.start_search("run1", "s", "concurrent", {"budget": 3})
+    assert store.has_search("run1") and not store.has_search("run2")
+    record = store.search("run1")
+    assert (record["search_id"], record["supernet_id"], record["tactic"]) == ("run1", "s", "concurrent")
+    assert record["config"] == {"budget": 3} and record["created"]
+    assert store.validations("run1") == []
+    store.record_validations("run1", ["c", "a", "c"])
+    store.record_validations("run1", ["a", "b"])  # a resumed run records each arch once, in order
+    assert store.validations("run1") == ["c", "a", "b"]
+    store.start_search("run2", "s", "concurrent", {"budget": 3})
+    store.record_validations("run2", ["a"])
+    assert store.validations("run2") == ["a"] and store.validations("run1") == ["c", "a", "b"]
+    for call in (store.search, store.validations, lambda i: store.record_validations(i, ["a"])):
+        with pytest.raises(ValueError, match="unknown search_id 'nope'"):
+            call("nope")

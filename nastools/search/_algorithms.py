@@ -19,7 +19,6 @@ from pymoo.operators.crossover.ux import UniformCrossover
 from pymoo.operators.sampling.rnd import IntegerRandomSampling
 from pymoo.util.ref_dirs import get_reference_directions
 
-from nastools._encoding import canonical_x
 from nastools.search._operators import CanonicalRepair, ChoiceResetMutation
 from nastools.space import SearchSpace
 
@@ -72,8 +71,8 @@ def make_algorithm(
         A pymoo algorithm, ready for :func:`run_search` or ``pymoo.optimize.minimize``.
 
     Example:
-        >>> from nastools.space import mobilenetv3_space
-        >>> type(make_algorithm("nsga2", mobilenetv3_space())).__name__
+        >>> from nastools.space import SearchSpace
+        >>> type(make_algorithm("nsga2", SearchSpace({"d": [1, 2], "k": [3, 5]}))).__name__
         'NSGA2'
     """
     key = name.lower() if isinstance(name, str) else name
@@ -92,7 +91,7 @@ def make_algorithm(
         initial_X = np.atleast_2d(np.asarray(initial_X))
         if initial_X.shape[1] != space.n_var:
             raise ValueError(f"initial_X has {initial_X.shape[1]} columns, the space has {space.n_var}")
-        sampling: Any = canonical_x(space, initial_X)
+        sampling: Any = space.canonical_x(initial_X)
     else:
         sampling = IntegerRandomSampling()
 

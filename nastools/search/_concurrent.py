@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_distance
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
-from nastools._encoding import decode_x
-from nastools.search._hypervolume import pareto_front_mask
-from nastools.search._surrogate import ExactFn, PredictorSearch, predictor_kinds, search_on_predictors
-from nastools.search._tactic import Tactic, check_budget
-from nastools.space import Arch
+from nastools.hypervolume import pareto_front_mask
+from nastools.objectives import Objective
+from nastools.search._surrogate import ExactFn, PredictorGuidedSearch, PredictorSearch
+from nastools.search._tactic import check_count
+from nastools.space import Arch, SearchSpace
 
 __all__ = ["ConcurrentNAS", "FullSearch"]
 
@@ -21,7 +21,7 @@ __all__ = ["ConcurrentNAS", "FullSearch"]
 _RANDOM_TOP_UP_TRIES = 10
 
 
-class ConcurrentNAS(Tactic):
+class ConcurrentNAS(PredictorGuidedSearch):
     """Measure a population, refit weak predictors on everything measured, evolve on them, repeat.
 
     Iteration 0 validates ``initial_archs`` (warm start) or ``pop_size`` random archs. Each later
@@ -36,7 +36,9 @@ class ConcurrentNAS(Tactic):
     evaluated (by predicted non-dominated rank, then crowding distance), then random ones.
 
     Args:
-        *args: See :class:`Tactic` (space, objectives, n_validations).
+        space: The search space.
+        objectives: E.g. ``{"top1": "max", "macs": "min"}``.
+        budget: Validations allowed.
         pop_size: Size of each measured population (and of the inner algorithm's). Small
             populations pay off early: on the OFA surrogate problem (top-1 vs MACs, 2 seeds) 20
             reached 0.678 HV in 80 validations where 50 needed 150, and 20-25 matched 50 after 500.
@@ -45,32 +47,38 @@ class ConcurrentNAS(Tactic):
             5 seeds x 1,000 validations) 300 instead of 100 raised the WeakNAS/ConcurrentNAS
             validation ratio from 9.3 to 12.7 (``benchmarks/sample_efficiency.py``).
         predictor: A kind from :data:`~nastools.predictors.PREDICTOR_KINDS` for every predicted
-            objective, or ``{objective: kind}``. The default ``"auto"`` chooses ridge (the paper's)
+            objective, or ``{objective label: kind}``. The default ``"auto"`` chooses ridge (the paper's)
             or gradient boosting by cross-validation at every refit: on the embedded supernet
             (measured top-1 vs MACs, 5 seeds x 200 validations) it raised HV@200 from 0.720 with
             ridge to 0.766, ahead of validation-only NSGA-II (0.740) and WeakNAS (0.744); on OFA's
             smooth surrogate ridge and ``"auto"`` are equal (12.7x and 12.3x fewer validations
             than WeakNAS).
-        exact: ``{objective: fn(archs) -> values}`` for cheap exact objectives such as MACs.
+        exact: ``{objective label: fn(archs) -> values}`` for cheap exact objectives such as MACs.
         algorithm: The inner pymoo algorithm by name.
         iteration_options: ``fn(iteration) -> dict`` of inner-search settings that change between
             iterations (keys ``n_gen``, ``pop_size`` or :func:`make_algorithm` options).
         min_new: Validate at least this many new archs per iteration, while the budget and the
             space last (0, the default, is the paper's Algorithm 1).
-        **kwargs: See :class:`Tactic` (hypervolume, seed, initial_archs).
+        predictor_features: Extra predictor features, e.g. proxies (see :class:`PredictorGuidedSearch`).
+        seed: Seed of the first population and the inner searches.
+        initial_archs: The first population (warm start).
 
     Example:
-        >>> from nastools.space import mobilenetv3_space
-        >>> tactic = ConcurrentNAS(mobilenetv3_space(), {"top1": "max", "macs": "min"}, 200, pop_size=20)
+        >>> from nastools.space import SearchSpace
+        >>> space = SearchSpace({f"k_{i}": [3, 5, 7] for i in range(6)})
+        >>> tactic = ConcurrentNAS(space, {"acc": "max", "cost": "min"}, 20, pop_size=5)
         >>> len(tactic.ask())
-        20
+        5
     """
 
     name = "concurrent"
 
     def __init__(
         self,
-        *args: Any,
+        space: SearchSpace,
+        objectives: Mapping[str, str] | Iterable[Objective],
+        budget: int,
+        *,
         pop_size: int = 20,
         n_gen: int = 300,
         predictor: str | Mapping[str, str] = "auto",
@@ -78,51 +86,38 @@ class ConcurrentNAS(Tactic):
         algorithm: str = "nsga2",
         iteration_options: Callable[[int], Mapping[str, Any]] | None = None,
         min_new: int = 0,
-        **kwargs: Any,
+        predictor_features: Callable[[Sequence[Arch]], Any] | None = None,
+        seed: int = 0,
+        initial_archs: Sequence[Arch] | None = None,
     ) -> None:
-        super().__init__(*args, **kwargs)
-        self.pop_size = check_budget("pop_size", pop_size)
-        self.n_gen = check_budget("n_gen", n_gen)
-        self.exact = dict(exact or {})
-        self.kinds = predictor_kinds(self.objectives, predictor, self.exact)
-        self.algorithm = algorithm
+        super().__init__(
+            space,
+            objectives,
+            budget,
+            pop_size=pop_size,
+            n_gen=n_gen,
+            predictor=predictor,
+            exact=exact,
+            algorithm=algorithm,
+            predictor_features=predictor_features,
+            seed=seed,
+            initial_archs=initial_archs,
+        )
+        if iteration_options is not None and not callable(iteration_options):
+            raise ValueError("iteration_options must be a function of the iteration number returning a dict")
         self.iteration_options = iteration_options
-        if isinstance(min_new, bool) or not isinstance(min_new, (int, np.integer)) or min_new < 0:
-            raise ValueError(f"min_new must be a non-negative integer, got {min_new!r}")
-        self.min_new = int(min_new)
+        self.min_new = check_count("min_new", min_new, minimum=0)
         self.iteration = 0
-
-    def config(self) -> dict[str, Any]:  # noqa: D102 - documented on Tactic
-        return {
-            **super().config(),
-            "pop_size": self.pop_size,
-            "n_gen": self.n_gen,
-            "predictors": self.kinds,
-            "exact": sorted(self.exact),
-            "algorithm": self.algorithm,
-            **({"min_new": self.min_new} if self.min_new else {}),
-        }
 
     def _propose(self) -> list[Arch]:
         if self.iteration == 0:
             proposal = self.initial_archs or self.space.sample(self.pop_size, rng=self.rng)
         else:
             options = dict(self.iteration_options(self.iteration)) if self.iteration_options else {}
-            n_gen = check_budget("n_gen", options.pop("n_gen", self.n_gen))
-            pop_size = check_budget("pop_size", options.pop("pop_size", self.pop_size))
-            inner = search_on_predictors(
-                self.space,
-                self.objectives,
-                self._measured_archs(),
-                self.values,
-                kinds=self.kinds,
-                exact=self.exact,
-                algorithm=self.algorithm,
-                pop_size=pop_size,
-                n_gen=n_gen,
-                initial_archs=self.population(pop_size),
-                seed=int(self.rng.integers(2**31)),
-                algorithm_options=options,
+            n_gen = check_count("n_gen", options.pop("n_gen", self.n_gen))
+            pop_size = check_count("pop_size", options.pop("pop_size", self.pop_size), minimum=2)
+            inner = self._inner_search(
+                pop_size=pop_size, n_gen=n_gen, initial_archs=self.population(pop_size), options=options
             )
             proposal = inner.archs + self._top_up(inner)
         self.iteration += 1
@@ -140,7 +135,7 @@ class ConcurrentNAS(Tactic):
         known = proposed | self._values.keys()
         _, first = np.unique(inner.visited_x, axis=0, return_index=True)
         first.sort()
-        archs = decode_x(self.space, inner.visited_x[first])
+        archs = self.space.decode(inner.visited_x[first])
         fresh = [i for i, arch in enumerate(archs) if self.space.key(arch) not in known]
         chosen: list[Arch] = []
         if fresh:
@@ -166,62 +161,68 @@ class ConcurrentNAS(Tactic):
         return super().population(size or self.pop_size)
 
 
-class FullSearch(Tactic):
+class FullSearch(PredictorGuidedSearch):
     """The paper's "full search": one round of predictors, then validate the predicted front.
 
     Validates ``n_initial`` random archs, fits predictors on them, runs one long search on the
     predictors and validates its final front. Two batches, then done.
 
     Args:
-        *args: See :class:`Tactic` (space, objectives, n_validations: caps both batches together).
+        space: The search space.
+        objectives: E.g. ``{"top1": "max", "macs": "min"}``.
+        budget: Validations allowed (caps both batches together).
         n_initial: Random archs validated to train the predictors.
         pop_size: Population of the predictor-driven search.
         n_gen: Its generations.
-        predictor: Predictor kind for every predicted objective, or ``{objective: kind}``
+        predictor: Predictor kind for every predicted objective, or ``{objective label: kind}``
             (default ``"auto"``: ridge or gradient boosting by cross-validation).
-        exact: ``{objective: fn(archs) -> values}`` computed instead of predicted.
+        exact: ``{objective label: fn(archs) -> values}`` computed instead of predicted.
         algorithm: The pymoo algorithm by name.
-        **kwargs: See :class:`Tactic` (hypervolume, seed, initial_archs: used as the first batch).
+        predictor_features: Extra predictor features, e.g. proxies (see :class:`PredictorGuidedSearch`).
+        seed: Seed of the initial sample and the search.
+        initial_archs: Used as the first batch.
 
     Example:
-        >>> from nastools.space import mobilenetv3_space
-        >>> tactic = FullSearch(mobilenetv3_space(), {"top1": "max", "macs": "min"}, 300, n_initial=30)
+        >>> from nastools.space import SearchSpace
+        >>> space = SearchSpace({f"k_{i}": [3, 5, 7] for i in range(6)})
+        >>> tactic = FullSearch(space, {"acc": "max", "cost": "min"}, 20, n_initial=8)
         >>> len(tactic.ask())
-        30
+        8
     """
 
     name = "full"
 
     def __init__(
         self,
-        *args: Any,
+        space: SearchSpace,
+        objectives: Mapping[str, str] | Iterable[Objective],
+        budget: int,
+        *,
         n_initial: int = 100,
         pop_size: int = 50,
         n_gen: int = 200,
         predictor: str | Mapping[str, str] = "auto",
         exact: Mapping[str, ExactFn] | None = None,
         algorithm: str = "nsga2",
-        **kwargs: Any,
+        predictor_features: Callable[[Sequence[Arch]], Any] | None = None,
+        seed: int = 0,
+        initial_archs: Sequence[Arch] | None = None,
     ) -> None:
-        super().__init__(*args, **kwargs)
-        self.n_initial = check_budget("n_initial", n_initial)
-        self.pop_size = check_budget("pop_size", pop_size)
-        self.n_gen = check_budget("n_gen", n_gen)
-        self.exact = dict(exact or {})
-        self.kinds = predictor_kinds(self.objectives, predictor, self.exact)
-        self.algorithm = algorithm
+        super().__init__(
+            space,
+            objectives,
+            budget,
+            pop_size=pop_size,
+            n_gen=n_gen,
+            predictor=predictor,
+            exact=exact,
+            algorithm=algorithm,
+            predictor_features=predictor_features,
+            seed=seed,
+            initial_archs=initial_archs,
+        )
+        self.n_initial = check_count("n_initial", n_initial)
         self._stage = 0
-
-    def config(self) -> dict[str, Any]:  # noqa: D102 - documented on Tactic
-        return {
-            **super().config(),
-            "n_initial": self.n_initial,
-            "pop_size": self.pop_size,
-            "n_gen": self.n_gen,
-            "predictors": self.kinds,
-            "exact": sorted(self.exact),
-            "algorithm": self.algorithm,
-        }
 
     def _propose(self) -> list[Arch] | None:
         self._stage += 1
@@ -229,17 +230,6 @@ class FullSearch(Tactic):
             return self.initial_archs or self.space.sample(self.n_initial, rng=self.rng)
         if self._stage > 2:
             return None
-        inner = search_on_predictors(
-            self.space,
-            self.objectives,
-            self._measured_archs(),
-            self.values,
-            kinds=self.kinds,
-            exact=self.exact,
-            algorithm=self.algorithm,
-            pop_size=self.pop_size,
-            n_gen=self.n_gen,
-            seed=int(self.rng.integers(2**31)),
-        )
+        inner = self._inner_search(pop_size=self.pop_size, n_gen=self.n_gen)
         on_front = pareto_front_mask(self._F(inner.predicted))
         return [arch for arch, keep in zip(inner.archs, on_front) if keep]

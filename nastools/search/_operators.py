@@ -12,7 +12,6 @@ from pymoo.core.mutation import Mutation
 from pymoo.core.problem import Problem
 from pymoo.core.repair import Repair
 
-from nastools._encoding import canonical_x
 from nastools.space import SearchSpace
 
 __all__ = ["CanonicalRepair", "ChoiceResetMutation"]
@@ -66,11 +65,10 @@ class CanonicalRepair(Repair):
         space: The search space whose conditions decide which genes are active.
 
     Example:
-        >>> from nastools.space import mobilenetv3_space
-        >>> space = mobilenetv3_space()
-        >>> X = np.ones((1, space.n_var), dtype=int)  # depth 3 in every stage: 4th blocks unused
-        >>> int((CanonicalRepair(space)._do(None, X) == 0).sum())
-        10
+        >>> from nastools.space import Condition, SearchSpace
+        >>> space = SearchSpace({"d": [1, 2], "k_1": [3, 5]}, [Condition("k_1", "d", (2,))])
+        >>> CanonicalRepair(space)._do(None, np.array([[0, 1], [1, 1]])).tolist()  # d=1 leaves k_1 unused
+        [[0, 0], [1, 1]]
     """
 
     def __init__(self, space: SearchSpace) -> None:
@@ -78,4 +76,4 @@ class CanonicalRepair(Repair):
         self.space = space
 
     def _do(self, problem: Problem | None, X: np.ndarray, **kwargs: Any) -> np.ndarray:
-        return canonical_x(self.space, X)
+        return self.space.canonical_x(X)

@@ -28,7 +28,7 @@ class PopDBResult:
     """
 
     space: SearchSpace
-    removed: dict[str, list[int]]
+    removed: dict[str, list]
     frequencies: pd.DataFrame
     labels: np.ndarray
     size_before: int
@@ -73,10 +73,10 @@ def popdb_space(
         ValueError: For a threshold outside (0, 1), an unknown parameter or too few archs.
 
     Example:
-        >>> from nastools.space import mobilenetv3_space
-        >>> space = mobilenetv3_space()
-        >>> archs = [dict(a, ks_0=7) for a in space.sample(60, rng=0)]
-        >>> popdb_space(space, archs, 0.2).removed.get("ks_0")
+        >>> from nastools.space import SearchSpace
+        >>> space = SearchSpace({f"k_{i}": [3, 5, 7] for i in range(6)})
+        >>> archs = [dict(a, k_0=7) for a in space.sample(60, rng=0)]
+        >>> popdb_space(space, archs, 0.2).removed.get("k_0")
         [3, 5]
     """
     thresholds = {name: 0.1 for name in space.names}

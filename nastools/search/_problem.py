@@ -11,8 +11,7 @@ from typing import Any
 import numpy as np
 from pymoo.core.problem import Problem
 
-from nastools._encoding import canonical_x, decode_x
-from nastools.search._objectives import Objective, parse_objectives
+from nastools.objectives import Objective, parse_objectives
 from nastools.space import Arch, SearchSpace
 
 __all__ = ["ArchProblem"]
@@ -26,7 +25,7 @@ class ArchProblem(Problem):
     Gene ``j`` is the choice index of parameter ``space.names[j]`` (``0 .. n_choices[j] - 1``).
     ``evaluate`` is called once per population with the canonical archs (or, with
     ``pass_x=True``, the canonical integer matrix, which lets predictors skip the dicts; see
-    :func:`onehot_features`) and returns one array per objective name. Maximised objectives
+    :meth:`SearchSpace.features_x`) and returns one array per objective label. Maximised objectives
     are negated in ``F`` because pymoo minimises; :meth:`values` undoes that.
 
     Args:
@@ -36,14 +35,14 @@ class ArchProblem(Problem):
         pass_x: Give ``evaluate`` the canonical ``X`` (int array ``(n, n_var)``) instead of archs.
 
     Example:
-        >>> from nastools.space import mobilenetv3_space
-        >>> space = mobilenetv3_space()
+        >>> from nastools.space import SearchSpace
+        >>> space = SearchSpace({"d_0": [1, 2], "d_1": [1, 2]})
         >>> def evaluate(archs):
-        ...     return {"depth": [sum(a[f"d_{s}"] for s in range(5)) for a in archs]}
+        ...     return {"depth": [a["d_0"] + a["d_1"] for a in archs]}
         >>> problem = ArchProblem(space, {"depth": "max"}, evaluate)
         >>> out = problem.evaluate(np.zeros((2, space.n_var), dtype=int))
         >>> out.ravel().tolist(), problem.values(out)["depth"].tolist()
-        ([-10.0, -10.0], [10.0, 10.0])
+        ([-2.0, -2.0], [2.0, 2.0])
     """
 
     def __init__(
@@ -68,27 +67,27 @@ class ArchProblem(Problem):
         )
 
     @property
-    def names(self) -> tuple[str, ...]:
-        """Objective names, in the order of ``F``'s columns."""
-        return tuple(o.name for o in self.objectives)
+    def labels(self) -> tuple[str, ...]:
+        """Objective labels, in the order of ``F``'s columns."""
+        return tuple(o.label for o in self.objectives)
 
     def decode(self, X: np.ndarray) -> list[Arch]:
         """Canonical archs for the rows of ``X`` (floats are rounded)."""
-        return decode_x(self.space, np.atleast_2d(X))
+        return self.space.decode(np.atleast_2d(X))
 
     def _evaluate(self, X: np.ndarray, out: dict[str, Any], *args: Any, **kwargs: Any) -> None:
-        X = canonical_x(self.space, np.atleast_2d(X))
-        result = self.evaluate_fn(X if self.pass_x else decode_x(self.space, X))
+        X = self.space.canonical_x(np.atleast_2d(X))
+        result = self.evaluate_fn(X if self.pass_x else self.space.decode(X))
         F = np.empty((len(X), self.n_obj), dtype=np.float64)
         for j, objective in enumerate(self.objectives):
-            if objective.name not in result:
+            if objective.label not in result:
                 raise ValueError(
-                    f"evaluate returned no values for objective {objective.name!r} (got {sorted(result)})"
+                    f"evaluate returned no values for objective {objective.label!r} (got {sorted(result)})"
                 )
-            column = np.asarray(result[objective.name], dtype=np.float64).reshape(-1)
+            column = np.asarray(result[objective.label], dtype=np.float64).reshape(-1)
             if len(column) != len(X):
                 raise ValueError(
-                    f"evaluate returned {len(column)} values for objective {objective.name!r}, "
+                    f"evaluate returned {len(column)} values for objective {objective.label!r}, "
                     f"expected {len(X)}"
                 )
             F[:, j] = objective.sign * column
@@ -100,4 +99,4 @@ class ArchProblem(Problem):
         if F.shape[1] != self.n_obj:
             raise ValueError(f"F has {F.shape[1]} columns, the problem has {self.n_obj} objectives")
         natural = F * self._signs
-        return {name: natural[:, j] for j, name in enumerate(self.names)}
+        return {label: natural[:, j] for j, label in enumerate(self.labels)}

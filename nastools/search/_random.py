@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
 
-from nastools.search._tactic import Tactic, check_budget
-from nastools.space import Arch
+from nastools.objectives import Objective
+from nastools.search._tactic import Tactic, check_count
+from nastools.space import Arch, SearchSpace
 
 __all__ = ["RandomSearch"]
 
@@ -14,26 +15,36 @@ class RandomSearch(Tactic):
     """Validate batches of uniformly drawn archs until the budget is spent.
 
     Args:
-        *args: See :class:`Tactic` (space, objectives, n_validations).
-        batch_size: Archs per batch (one HV point per batch).
-        **kwargs: See :class:`Tactic` (hypervolume, seed, initial_archs: validated first).
+        space: The search space.
+        objectives: E.g. ``{"top1": "max", "macs": "min"}``.
+        budget: Validations allowed.
+        batch_size: Archs per batch.
+        seed: Seed of the draws.
+        initial_archs: Validated first.
 
     Example:
-        >>> from nastools.space import mobilenetv3_space
-        >>> tactic = RandomSearch(mobilenetv3_space(), {"top1": "max", "macs": "min"}, 20, batch_size=10)
+        >>> from nastools.space import SearchSpace
+        >>> space = SearchSpace({f"k_{i}": [3, 5, 7] for i in range(6)})
+        >>> tactic = RandomSearch(space, {"acc": "max", "cost": "min"}, 20, batch_size=4)
         >>> len(tactic.ask())
-        10
+        4
     """
 
     name = "random"
 
-    def __init__(self, *args: Any, batch_size: int = 50, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.batch_size = check_budget("batch_size", batch_size)
+    def __init__(
+        self,
+        space: SearchSpace,
+        objectives: Mapping[str, str] | Iterable[Objective],
+        budget: int,
+        *,
+        batch_size: int = 50,
+        seed: int = 0,
+        initial_archs: Sequence[Arch] | None = None,
+    ) -> None:
+        super().__init__(space, objectives, budget, seed=seed, initial_archs=initial_archs)
+        self.batch_size = check_count("batch_size", batch_size)
         self._started = False
-
-    def config(self) -> dict[str, Any]:  # noqa: D102 - documented on Tactic
-        return {**super().config(), "batch_size": self.batch_size}
 
     def _propose(self) -> list[Arch]:
         if not self._started and self.initial_archs is not None:

@@ -1,29 +1,31 @@
-"""The ask/tell contract every search tactic follows, with validation counting and the HV trace."""
+"""The ask/tell contract every search tactic follows, with validation counting."""
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
-from nastools.search._hypervolume import HypervolumeIndicator, pareto_front_mask
-from nastools.search._objectives import Objective, parse_objectives
+from nastools.hypervolume import pareto_front_mask
+from nastools.objectives import Objective, parse_objectives
 from nastools.space import Arch, SearchSpace
 
-__all__ = ["Tactic", "check_budget"]
+__all__ = ["Tactic", "check_count"]
 
 #: How many proposals in a row may consist only of already validated archs before a tactic stops.
 _MAX_IDLE_PROPOSALS = 50
 
 
-def check_budget(name: str, value: int) -> int:
-    """Return ``value`` as an int, or raise a ``ValueError`` naming ``name`` when it is not positive."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+def check_count(name: str, value: object, minimum: int = 1) -> int:
+    """Return ``value`` as an int, or raise a ``ValueError`` naming ``name`` when it is below ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{name} must be {what}, got {value!r}")
     return int(value)
 
 
@@ -33,51 +35,49 @@ class Tactic(ABC):
     ``ask()`` returns canonical archs that still need validating (never one validated before, never
     more than the remaining budget; an empty list when the tactic is finished); ``tell(archs,
     values)`` hands back their measured objective values. The base class keeps every validated
-    arch with its values, counts validations and, after each ``tell``, appends the hypervolume of
-    everything validated so far to :attr:`trace`, so that any two tactics compare on "HV vs number
-    of validations". Proposals a subclass makes of archs that were validated already are answered
-    from memory without spending budget.
+    arch with its values and counts validations, so that any two tactics compare on "front vs
+    number of validations"; the hypervolume trace is kept by an observer
+    (:class:`~nastools.search.HypervolumeTrace`), as pymoo keeps callbacks apart from algorithms.
+    Proposals of archs validated already are answered from memory without spending budget.
 
     Subclasses implement :meth:`_propose` (the next batch, or None when finished) and, when they
-    keep state of their own (an evolutionary algorithm's population), override :meth:`_receive`
-    (the values of a whole proposed batch); the others read what they need from the base's record.
+    keep state of their own (an evolutionary algorithm's population), :meth:`_receive` (the values
+    of a whole proposed batch). Their constructors take explicit keyword arguments stored under
+    the same names (scikit-learn's rule), which :meth:`config` reads back.
 
     Args:
         space: The search space.
-        objectives: E.g. ``{"top1": "max", "macs": "min"}``; names are the measured columns.
-        n_validations: Budget: the tactic stops after this many validations.
-        hypervolume: Indicator for the trace (fixed bounds); None records no trace.
+        objectives: E.g. ``{"top1": "max", "macs": "min"}`` or a list of
+            :class:`~nastools.objectives.Objective`; values are told by objective label.
+        budget: The tactic stops after this many validations.
         seed: Seed of the tactic's random choices.
         initial_archs: Warm start: archs for the first batch or population instead of random ones
             (e.g. :func:`best_population` of an earlier search).
     """
 
-    #: Short name stored with the search (``searches.tactic`` in the store).
+    #: Short name stored with the search (``searches.tactic`` in the store) and used by the registry.
     name = "tactic"
 
     def __init__(
         self,
         space: SearchSpace,
         objectives: Mapping[str, str] | Iterable[Objective],
-        n_validations: int,
+        budget: int,
         *,
-        hypervolume: HypervolumeIndicator | None = None,
         seed: int = 0,
-        initial_archs: Sequence[Mapping[str, int]] | None = None,
+        initial_archs: Sequence[Arch] | None = None,
     ) -> None:
+        if not isinstance(space, SearchSpace):
+            raise ValueError(f"space must be a SearchSpace, got {type(space).__name__}")
         self.space = space
         self.objectives = parse_objectives(objectives)
-        self.n_validations_max = check_budget("n_validations", n_validations)
-        if hypervolume is not None and [o.name for o in hypervolume.objectives] != list(self.names):
-            raise ValueError(
-                f"hypervolume objectives {[o.name for o in hypervolume.objectives]} differ from the "
-                f"tactic's {list(self.names)}"
-            )
-        self.hypervolume = hypervolume
-        self.seed = seed
-        self.rng = np.random.default_rng(seed)
+        self.budget = check_count("budget", budget)
+        self.seed = check_count("seed", seed, minimum=0)
+        self.rng = np.random.default_rng(self.seed)
         self.initial_archs = None
         if initial_archs is not None:
+            if isinstance(initial_archs, Mapping):
+                raise ValueError("initial_archs is a list of archs; wrap a single arch in a list")
             initial = _unique_canonical(space, initial_archs)
             if not initial:
                 raise ValueError("initial_archs is empty; pass None for a random start")
@@ -85,36 +85,68 @@ class Tactic(ABC):
         self._values: dict[str, dict[str, float]] = {}
         self._pending: list[Arch] | None = None
         self._finished = False
-        self.trace: list[dict[str, float]] = []
         #: Wall seconds spent measuring and deciding, filled in by :func:`run_tactic`.
         self.seconds = {"measure": 0.0, "search": 0.0}
 
-    @property
-    def names(self) -> tuple[str, ...]:
-        """Objective names in order."""
-        return tuple(o.name for o in self.objectives)
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.n_validated}/{self.budget} validated)"
 
     @property
-    def n_validations(self) -> int:
+    def labels(self) -> tuple[str, ...]:
+        """Objective labels in order (the columns of :meth:`results`)."""
+        return tuple(o.label for o in self.objectives)
+
+    @property
+    def n_validated(self) -> int:
         """Number of distinct archs validated so far."""
         return len(self._values)
 
     @property
     def done(self) -> bool:
         """True once the budget is spent or the tactic has nothing more to propose."""
-        return self._finished or self.n_validations >= self.n_validations_max
+        return self._finished or self.n_validated >= self.budget
+
+    @classmethod
+    def parameter_names(cls) -> list[str]:
+        """The constructor's parameters, which :meth:`config` records (as ``_get_param_names``).
+
+        Raises:
+            TypeError: The constructor takes ``*args`` or ``**kwargs`` (its settings could not be
+                recorded; scikit-learn's rule for estimators).
+        """
+        signature = inspect.signature(cls.__init__)
+        variadic = [
+            p.name for p in signature.parameters.values() if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+        if variadic:
+            raise TypeError(
+                f"{cls.__name__}.__init__ takes *{variadic[0]}: a tactic names every parameter in its "
+                "signature, so that config() can record it"
+            )
+        return [p.name for p in signature.parameters.values() if p.name != "self"]
 
     def config(self) -> dict[str, Any]:
         """JSON-serialisable settings (stored with the search, so a resumed run must match)."""
-        return {
-            "space": {name: list(choices) for name, choices in self.space.choices.items()},
-            "objectives": {o.name: o.direction for o in self.objectives},
-            "n_validations": self.n_validations_max,
-            "seed": self.seed,
-            "initial_archs": None
-            if self.initial_archs is None
-            else [self.space.key(a) for a in self.initial_archs],
-        }
+        return {name: self._setting(getattr(self, name)) for name in self.parameter_names()}
+
+    def _setting(self, value: Any) -> Any:
+        if isinstance(value, np.ndarray):
+            return value.tolist()
+        if isinstance(value, np.generic):
+            return value.item()
+        if isinstance(value, SearchSpace):
+            return value.to_dict()
+        if isinstance(value, tuple) and value and all(isinstance(v, Objective) for v in value):
+            return {o.label: o.direction for o in value}
+        if isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+            return [self.space.key(a) for a in value]
+        if isinstance(value, Mapping):
+            if any(callable(v) for v in value.values()):
+                return sorted(value)
+            return {str(k): self._setting(v) for k, v in value.items()}
+        if callable(value):
+            return getattr(value, "__qualname__", type(value).__name__)
+        return value
 
     def ask(self) -> list[Arch]:
         """Archs to validate next (canonical, none validated before); ``[]`` when finished."""
@@ -136,12 +168,12 @@ class Tactic(ABC):
         self._finished = True
         return []
 
-    def tell(self, archs: Sequence[Mapping[str, int]], values: Mapping[str, Any] | pd.DataFrame) -> None:
+    def tell(self, archs: Sequence[Arch], values: Mapping[str, Any] | pd.DataFrame) -> None:
         """Record measured objective values of ``archs`` (as returned by :meth:`ask`).
 
         Args:
             archs: The validated archs.
-            values: One array per objective name (or a DataFrame with those columns), aligned
+            values: One array per objective label (or a DataFrame with those columns), aligned
                 with ``archs``.
 
         Raises:
@@ -149,40 +181,44 @@ class Tactic(ABC):
         """
         keys = [self.space.key(arch) for arch in archs]
         columns = {}
-        for name in self.names:
-            if name not in values:
-                raise ValueError(f"tell() got no values for objective {name!r} (got {sorted(values)})")
-            column = np.asarray(values[name], dtype=np.float64).reshape(-1)
+        for label in self.labels:
+            if label not in values:
+                raise ValueError(f"tell() got no values for objective {label!r} (got {sorted(values)})")
+            column = np.asarray(values[label], dtype=np.float64).reshape(-1)
             if len(column) != len(keys):
-                raise ValueError(f"tell() got {len(column)} values of {name!r} for {len(keys)} archs")
+                raise ValueError(f"tell() got {len(column)} values of {label!r} for {len(keys)} archs")
             if not np.all(np.isfinite(column)):
-                raise ValueError(f"tell() got non-finite values of {name!r}: {column.tolist()}")
-            columns[name] = column
+                raise ValueError(
+                    f"tell() got non-finite values of {label!r} ({column.tolist()[:5]}...): a measurement "
+                    "failed; fix the metric before searching on it"
+                )
+            columns[label] = column
         for i, key in enumerate(keys):
-            if key not in self._values and self.n_validations < self.n_validations_max:
-                self._values[key] = {name: float(columns[name][i]) for name in self.names}
-        if self.hypervolume is not None:
-            self.trace.append(
-                {"n_validations": self.n_validations, "hypervolume": self.hypervolume(self.values)}
-            )
+            if key not in self._values and self.n_validated < self.budget:
+                self._values[key] = {label: float(columns[label][i]) for label in self.labels}
         if self._pending is not None:
             validated = [a for a in self._pending if self.space.key(a) in self._values]
-            if len(validated) == len(self._pending) or self.n_validations >= self.n_validations_max:
+            if len(validated) == len(self._pending) or self.n_validated >= self.budget:
                 self._pending = None
                 self._receive(validated, self._known(validated))
 
     @property
     def values(self) -> dict[str, np.ndarray]:
-        """Every validated arch's objective values, in validation order, by objective name."""
-        return {name: np.array([v[name] for v in self._values.values()]) for name in self.names}
+        """Every validated arch's objective values, in validation order, by objective label."""
+        return {label: np.array([v[label] for v in self._values.values()]) for label in self.labels}
+
+    @property
+    def validated(self) -> list[str]:
+        """Keys of the validated archs, in validation order."""
+        return list(self._values)
 
     def results(self) -> pd.DataFrame:
-        """Validated archs in order: ``n_validations`` (1-based), ``arch`` key, objectives, ``front``."""
-        table = pd.DataFrame(list(self._values.values()), columns=list(self.names))
+        """Validated archs in order: ``n_validated`` (1-based), ``arch`` key, objectives, ``front``."""
+        table = pd.DataFrame(list(self._values.values()), columns=list(self.labels))
         table.insert(0, "arch", list(self._values))
-        table.insert(0, "n_validations", np.arange(1, len(table) + 1))
+        table.insert(0, "n_validated", np.arange(1, len(table) + 1))
         signs = np.array([o.sign for o in self.objectives])
-        table["front"] = pareto_front_mask(table[list(self.names)].to_numpy() * signs) if len(table) else []
+        table["front"] = pareto_front_mask(table[list(self.labels)].to_numpy() * signs) if len(table) else []
         return table
 
     def population(self, size: int = 50) -> list[Arch]:
@@ -198,26 +234,22 @@ class Tactic(ABC):
         keys = list(self._values)
         return [self.space.from_key(keys[i]) for i in order[:size]]
 
-    def trace_frame(self) -> pd.DataFrame:
-        """The hypervolume after each batch: columns ``n_validations`` and ``hypervolume``."""
-        return pd.DataFrame(self.trace, columns=["n_validations", "hypervolume"])
-
     def _unvalidated(self, archs: list[Arch]) -> list[Arch]:
-        remaining = self.n_validations_max - self.n_validations
+        remaining = self.budget - self.n_validated
         new = [a for a in archs if self.space.key(a) not in self._values]
         return new[: max(remaining, 0)]
 
     def _known(self, archs: list[Arch]) -> dict[str, np.ndarray]:
         rows = [self._values[self.space.key(a)] for a in archs if self.space.key(a) in self._values]
-        return {name: np.array([r[name] for r in rows]) for name in self.names}
+        return {label: np.array([r[label] for r in rows]) for label in self.labels}
 
     def _measured_archs(self) -> list[Arch]:
         return [self.space.from_key(key) for key in self._values]
 
-    def _F(self, values: Mapping[str, np.ndarray]) -> np.ndarray:  # noqa: N802, N806 - pymoo's name
+    def _F(self, values: Mapping[str, np.ndarray]) -> np.ndarray:  # noqa: N802 - pymoo's name
         """Minimised objective matrix (maximised objectives negated) of ``values``."""
         return np.column_stack(
-            [o.sign * np.asarray(values[o.name], dtype=np.float64) for o in self.objectives]
+            [o.sign * np.asarray(values[o.label], dtype=np.float64) for o in self.objectives]
         )
 
     @abstractmethod
@@ -228,9 +260,12 @@ class Tactic(ABC):
         """Values of the validated archs of the last proposal (all of them unless the budget ran out)."""
 
 
-def _unique_canonical(space: SearchSpace, archs: Iterable[Mapping[str, int]]) -> list[Arch]:
+def _unique_canonical(space: SearchSpace, archs: Iterable[Arch]) -> list[Arch]:
     unique: dict[str, Arch] = {}
     for arch in archs:
         key = space.key(arch)
         unique.setdefault(key, space.from_key(key))
     return list(unique.values())
+
+
+Callback = Callable[[Tactic], None]

@@ -23,5 +23,5 @@ def best_population(store: ResultStore, search_id: str, space: SearchSpace) -> l
     """
     keys = store.population(search_id)
     if not keys:
-        raise ValueError(f"search {search_id!r} recorded no population to warm-start from")
-    return [space.canonical(space.from_key(key)) for key in keys]
+        raise ValueError(f"search {search_id!r} in {store.path} recorded no population to warm-start from")
+    return [space.from_key(key) for key in keys]

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from nastools.objectives import Objective
 from nastools.predictors import PREDICTOR_KINDS, make_predictor, single_threaded
-from nastools.search._tactic import Tactic, check_budget
-from nastools.space import Arch
+from nastools.search._tactic import Tactic, check_count
+from nastools.space import Arch, SearchSpace
 
 __all__ = ["WeakNAS"]
 
@@ -25,67 +26,64 @@ class WeakNAS(Tactic):
     tactic's, and :meth:`best` is its single answer (paper's Table 2).
 
     Args:
-        *args: See :class:`Tactic` (space, objectives, n_validations: 8-10 rounds of
-            ``batch_size`` in the paper).
-        target: The objective the predictor ranks by (default: the first maximised one).
+        space: The search space.
+        objectives: E.g. ``{"top1": "max", "macs": "min"}``.
+        budget: Validations allowed (8-10 rounds of ``batch_size`` in the paper).
+        target: The objective label the predictor ranks by (default: the first maximised one).
         pool_size: Random archs in the pool.
         batch_size: Validations per round.
         top_k: Predicted best archs each round samples from.
         predictor: Predictor kind (``"gbm"``, gradient boosting, by default).
         pool_filter: ``fn(archs) -> bool mask`` restricting the pool (e.g. a MACs window).
-        **kwargs: See :class:`Tactic` (hypervolume, seed, initial_archs: joined to the pool and
-            validated first).
+        seed: Seed of the pool and the draws.
+        initial_archs: Joined to the pool and validated first.
 
     Example:
-        >>> from nastools.space import mobilenetv3_space
-        >>> tactic = WeakNAS(mobilenetv3_space(), {"top1": "max", "macs": "min"}, 300, pool_size=1000)
+        >>> from nastools.space import SearchSpace
+        >>> space = SearchSpace({f"k_{i}": [3, 5, 7] for i in range(6)})
+        >>> tactic = WeakNAS(space, {"acc": "max", "cost": "min"}, 20, pool_size=20, batch_size=5, top_k=10)
         >>> len(tactic.ask())
-        100
+        5
     """
 
     name = "weaknas"
 
     def __init__(
         self,
-        *args: Any,
+        space: SearchSpace,
+        objectives: Mapping[str, str] | Iterable[Objective],
+        budget: int,
+        *,
         target: str | None = None,
         pool_size: int = 10_000,
         batch_size: int = 100,
         top_k: int = 1000,
         predictor: str = "gbm",
         pool_filter: Callable[[Sequence[Arch]], Sequence[bool]] | None = None,
-        **kwargs: Any,
+        seed: int = 0,
+        initial_archs: Sequence[Arch] | None = None,
     ) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(space, objectives, budget, seed=seed, initial_archs=initial_archs)
         if target is None:
             maximised = [o for o in self.objectives if o.direction == "max"]
-            target = (maximised or list(self.objectives))[0].name
-        if target not in self.names:
-            raise ValueError(f"target {target!r} is not an objective; choose one of {list(self.names)}")
+            target = (maximised or list(self.objectives))[0].label
+        if target not in self.labels:
+            raise ValueError(f"target {target!r} is not an objective; choose one of {list(self.labels)}")
         if predictor not in PREDICTOR_KINDS:
             raise ValueError(f"unknown predictor kind {predictor!r}; choose one of {list(PREDICTOR_KINDS)}")
+        if pool_filter is not None and not callable(pool_filter):
+            raise ValueError("pool_filter must be a function of a list of archs returning a bool mask")
         self.target = target
-        self._target_sign = next(o.sign for o in self.objectives if o.name == target)
-        self.pool_size = check_budget("pool_size", pool_size)
-        self.batch_size = check_budget("batch_size", batch_size)
-        self.top_k = check_budget("top_k", top_k)
+        self._target_sign = next(o.sign for o in self.objectives if o.label == target)
+        self.pool_size = check_count("pool_size", pool_size)
+        self.batch_size = check_count("batch_size", batch_size)
+        self.top_k = check_count("top_k", top_k)
         self.predictor = predictor
         self.pool_filter = pool_filter
         self.round = 0
         self._pool: list[Arch] | None = None
         self._pool_keys: list[str] = []
         self._pool_X = np.empty((0, self.space.n_var), dtype=np.int64)
-
-    def config(self) -> dict[str, Any]:  # noqa: D102 - documented on Tactic
-        return {
-            **super().config(),
-            "target": self.target,
-            "pool_size": self.pool_size,
-            "batch_size": self.batch_size,
-            "top_k": self.top_k,
-            "predictor": self.predictor,
-            "pool_filter": self.pool_filter is not None,
-        }
 
     @property
     def pool(self) -> list[Arch]:
@@ -133,4 +131,4 @@ class WeakNAS(Tactic):
         if table.empty:
             raise ValueError("WeakNAS has validated nothing yet")
         row = table.loc[(self._target_sign * table[self.target]).idxmin()]
-        return {"arch": row["arch"], **{name: float(row[name]) for name in self.names}}
+        return {"arch": row["arch"], **{label: float(row[label]) for label in self.labels}}

@@ -1,0 +1,1 @@
+"""Trained checkpoints shipped with nastools, installed as the package ``nastools.checkpoints``."""

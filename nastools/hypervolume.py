@@ -1,0 +1,96 @@
+"""Hypervolume in a fixed normalised box, and the Pareto-front mask."""
+
+# pymoo's names: X is the decision matrix (choice indices), F the objective matrix.
+# ruff: noqa: N803, N806
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+from pymoo.indicators.hv import HV
+from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+
+from nastools.objectives import Objective, parse_objectives
+
+__all__ = ["HypervolumeIndicator", "pareto_front_mask"]
+
+
+class HypervolumeIndicator:
+    """Hypervolume of objective values in a box fixed by ``bounds``, so values are comparable.
+
+    Each objective is scaled to ``[0, 1]`` by its bounds, maximised objectives flipped so that 0
+    is best in every dimension, and the hypervolume is taken against the reference point
+    ``(1, ..., 1)``; it lies in ``[0, 1]``. A point worse than a bound in any objective lies
+    outside the box and contributes nothing; a value better than a bound counts as the bound, and
+    :attr:`n_clipped` counts such values in the last call (when it grows, the box is too small to
+    tell fronts apart: give the metric declared bounds, see :class:`~nastools.metrics.Metric`).
+
+    Args:
+        objectives: E.g. ``{"top1": "max", "macs": "min"}``.
+        bounds: ``{label: (low, high)}`` for every objective, in natural units.
+
+    Example:
+        >>> hv = HypervolumeIndicator({"top1": "max", "macs": "min"},
+        ...                           {"top1": (0.0, 1.0), "macs": (0.0, 100.0)})
+        >>> hv({"top1": [0.75, 0.5], "macs": [50.0, 25.0]})
+        0.5
+    """
+
+    def __init__(
+        self,
+        objectives: Mapping[str, str] | Iterable[Objective],
+        bounds: Mapping[str, tuple[float, float]],
+    ) -> None:
+        self.objectives = parse_objectives(objectives)
+        low, high = [], []
+        for objective in self.objectives:
+            if objective.label not in bounds:
+                raise ValueError(f"no bounds given for objective {objective.label!r}")
+            lo, hi = (float(b) for b in bounds[objective.label])
+            if not hi > lo:
+                raise ValueError(f"bounds for {objective.label!r} must satisfy low < high, got ({lo}, {hi})")
+            low.append(lo)
+            high.append(hi)
+        self.bounds = {o.label: (lo, hi) for o, lo, hi in zip(self.objectives, low, high)}
+        self.n_clipped = 0
+        self._low, self._high = np.array(low), np.array(high)
+        self._maximise = np.array([o.direction == "max" for o in self.objectives])
+        self._hv = HV(ref_point=np.ones(len(self.objectives)))
+
+    def normalize(self, values: Mapping[str, Any] | Any) -> np.ndarray:
+        """Objective values as an ``(n, n_objectives)`` array in the unit box (0 best), unclipped."""
+        columns = []
+        for objective in self.objectives:
+            try:
+                column = values[objective.label]
+            except (KeyError, IndexError) as error:
+                raise ValueError(f"values have no column for objective {objective.label!r}") from error
+            columns.append(np.asarray(column, dtype=np.float64).reshape(-1))
+        V = np.column_stack(columns) if columns[0].size else np.empty((0, len(columns)))
+        scaled = (V - self._low) / (self._high - self._low)
+        return np.where(self._maximise, 1.0 - scaled, scaled)
+
+    def __call__(self, values: Mapping[str, Any] | Any) -> float:
+        """Hypervolume of ``values`` (a mapping of arrays or a DataFrame with the objective columns)."""
+        F = self.normalize(values)
+        F = F[np.all(np.isfinite(F), axis=1) & np.all(F < 1.0, axis=1)]
+        self.n_clipped = int((F < 0.0).sum())
+        if len(F) == 0:
+            return 0.0
+        return float(self._hv(np.clip(F, 0.0, None)))
+
+
+def pareto_front_mask(F: np.ndarray) -> np.ndarray:
+    """Boolean mask of the non-dominated rows of ``F`` (all objectives minimised).
+
+    Example:
+        >>> pareto_front_mask(np.array([[1, 2], [2, 1], [2, 2]])).tolist()
+        [True, True, False]
+    """
+    F = np.atleast_2d(np.asarray(F, dtype=np.float64))
+    mask = np.zeros(len(F), dtype=bool)
+    if len(F):
+        mask[NonDominatedSorting().do(F, only_non_dominated_front=True)] = True
+    return mask
