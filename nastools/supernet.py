@@ -173,6 +173,14 @@ class Supernet(ABC):
         """Parameters of the standalone sub-network (default: counted on the extracted module)."""
         return count_params(self.subnet(arch) if subnet is None else subnet)
 
+    def export_module(self, arch: Arch) -> nn.Module:
+        """The standalone module as it was measured, for deployment (:func:`nastools.export.export_subnet`).
+
+        The default is :meth:`subnet`; a family whose validation changes the module first (batch-norm
+        recalibration, folding) returns it so changed.
+        """
+        return self.subnet(arch).eval()
+
     def extremes(self, space: SearchSpace | None = None) -> tuple[Arch, Arch]:
         """The smallest and the largest sub-network of ``space`` (default: the supernet's space).
 

@@ -32,16 +32,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
-import torch.nn.functional as F  # noqa: N812
-from torch import nn
-from tqdm.auto import tqdm
+if TYPE_CHECKING:  # imported where used, so that --help and argument errors answer before torch loads
+    import numpy as np
+    import torch
+    from torch import nn
 
-from nastools.supernets._image import resize
-from nastools.tasks.digits import DigitsConfig, ImageTask, distort, load_digits_task
+    from nastools.tasks.digits import DigitsConfig, ImageTask
 
 __all__ = ["Recipe", "TrainingConfig", "main", "recipes", "train_supernet"]
 
@@ -109,7 +107,7 @@ class Recipe:
         kind: The checkpoint kind its family reads back.
         build: ``model config -> elastic network``.
         model_config: The network's shape.
-        data_config: The task.
+        data_config: The task (default: ``DigitsConfig()``).
         training: The training settings.
         phases: For ``progressive``: parameter-name prefixes switched on phase by phase.
     """
@@ -118,12 +116,14 @@ class Recipe:
     kind: str
     build: Callable[[Any], nn.Module]
     model_config: Any
-    data_config: DigitsConfig = field(default_factory=DigitsConfig)
+    data_config: DigitsConfig | None = None
     training: TrainingConfig = field(default_factory=TrainingConfig)
     phases: Sequence[Sequence[str]] = ()
 
 
 def _kd_loss(logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+    import torch.nn.functional as F  # noqa: N812
+
     return F.kl_div(F.log_softmax(logits, dim=1), F.softmax(teacher_logits, dim=1), reduction="batchmean")
 
 
@@ -157,8 +157,12 @@ def train_supernet(
     Returns:
         The trained network, the task, and a log dict (loss per epoch, wall time).
     """
+    import torch
+
+    from nastools.tasks.digits import DigitsConfig, load_digits_task
+
     config = config or recipe.training
-    task = load_digits_task(recipe.data_config)
+    task = load_digits_task(recipe.data_config or DigitsConfig())
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
@@ -168,6 +172,15 @@ def train_supernet(
 
 
 def _train(recipe: Recipe, task: ImageTask, config: TrainingConfig, arch: Mapping | None, progress: bool):
+    import numpy as np
+    import torch
+    import torch.nn.functional as F  # noqa: N812
+    from torch import nn
+    from tqdm.auto import tqdm
+
+    from nastools.supernets._image import resize
+    from nastools.tasks.digits import distort
+
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     generator = torch.Generator().manual_seed(config.seed + 1)
@@ -285,13 +298,12 @@ def main(argv: list[str] | None = None) -> int:
         )
     if out.exists() and not args.overwrite:
         parser.error(f"{out} exists; pass --overwrite to replace it (data/*.pt are the shipped checkpoints)")
+    overrides = {
+        k: getattr(args, k) for k in ("strategy", "epochs", "seed", "threads") if getattr(args, k) is not None
+    }
     try:
+        replace(TrainingConfig(warmup_epochs=0), **overrides)  # the values alone, before torch loads
         recipe = _recipe(args.supernet)
-        overrides = {
-            k: getattr(args, k)
-            for k in ("strategy", "epochs", "seed", "threads")
-            if getattr(args, k) is not None
-        }
         config = replace(recipe.training, **overrides)
     except (ValueError, TypeError) as error:
         parser.error(str(error))
@@ -308,8 +320,9 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(previous_threads)
         print(json.dumps(report, indent=2))
     from nastools.supernets._image import save_checkpoint
+    from nastools.tasks.digits import DigitsConfig
 
-    path = save_checkpoint(out, recipe.kind, net, recipe.data_config, config, log, report)
+    path = save_checkpoint(out, recipe.kind, net, recipe.data_config or DigitsConfig(), config, log, report)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) after {log['seconds']:.0f} s of training")
     return 0
 

@@ -216,3 +216,10 @@ def test_parse_overrides():
     }
     with pytest.raises(ValueError, match="NAME=VALUE"):
         runner.parse_overrides(["data_dir"])
+
+
+def test_set_overrides_win_over_a_notebooks_own_section():
+    profile = {"common": {"seed": 1}, "notebooks": {"x": {"seed": 2}}}
+    declared = {"seed": {}, "out_dir": {}}
+    assert runner._parameters_for("x", declared, profile) == {"seed": 2}
+    assert runner._parameters_for("x", declared, profile, {"seed": 3, "budget": 5}) == {"seed": 3}

@@ -14,34 +14,36 @@ Example:
     >>> trace = run_recorded(tactic, exp.evaluator, "00-concurrent-s0", hv)  # doctest: +SKIP
 """
 
-from nastools.experiments._session import STORE_NAME, Experiment, open_experiment
-from nastools.experiments._trials import (
-    TACTIC_KINDS,
-    TacticSettings,
-    TrialResults,
-    build_tactic,
-    collect_archs,
-    history_archs,
-    measure_targets,
-    measured_archs,
-    population_snapshots,
-    run_recorded,
-    run_trials,
-)
+import importlib
+from typing import Any
 
-__all__ = [
-    "STORE_NAME",
-    "TACTIC_KINDS",
-    "Experiment",
-    "TacticSettings",
-    "TrialResults",
-    "build_tactic",
-    "collect_archs",
-    "history_archs",
-    "measure_targets",
-    "measured_archs",
-    "open_experiment",
-    "population_snapshots",
-    "run_recorded",
-    "run_trials",
-]
+# Loaded on first use, so that the command lines of this package (runner, quickstart) answer --help
+# and argument errors before torch is imported.
+_WHERE = {
+    "STORE_NAME": "_session",
+    "Experiment": "_session",
+    "open_experiment": "_session",
+    "TACTIC_KINDS": "_trials",
+    "TacticSettings": "_trials",
+    "TrialResults": "_trials",
+    "build_tactic": "_trials",
+    "collect_archs": "_trials",
+    "history_archs": "_trials",
+    "measure_targets": "_trials",
+    "measured_archs": "_trials",
+    "population_snapshots": "_trials",
+    "run_recorded": "_trials",
+    "run_trials": "_trials",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*__all__, "plotting", "quickstart", "runner"])

@@ -8,15 +8,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-
-import pandas as pd
-
-from nastools.evaluation import Evaluator, wide
-from nastools.hardware import default_hardware_configs
-from nastools.supernet import default_supernet, load_supernet
+from typing import Any
 
 
-def main(argv: list[str] | None = None) -> pd.DataFrame:
+def main(argv: list[str] | None = None) -> Any:
     """Measure ``--n-archs`` random sub-networks plus the largest and smallest; print the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -28,6 +23,12 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     args = parser.parse_args(argv)
     if args.n_archs < 0:
         parser.error(f"--n-archs must be >= 0, got {args.n_archs}")
+    import pandas as pd
+
+    from nastools.evaluation import Evaluator, wide
+    from nastools.hardware import default_hardware_configs
+    from nastools.supernet import default_supernet, load_supernet
+
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     try:

@@ -118,13 +118,20 @@ def notebook_parameters(path: str | Path) -> dict[str, dict[str, str | None]]:
     return declared
 
 
-def _parameters_for(name: str, declared: Mapping[str, Any], profile: Mapping[str, Any]) -> dict[str, Any]:
+def _parameters_for(
+    name: str,
+    declared: Mapping[str, Any],
+    profile: Mapping[str, Any],
+    overrides: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The profile's common parameters the notebook declares, then its own section, then ``overrides``."""
     own = dict(profile["notebooks"].get(name) or {})
     unknown = sorted(set(own) - set(declared))
     if unknown:
         raise ValueError(f"profile sets {unknown} for {name}, which declares only {sorted(declared)}")
     common = {k: v for k, v in profile["common"].items() if k in declared}
-    return {**common, **own}
+    forced = {k: v for k, v in (overrides or {}).items() if k in declared}
+    return {**common, **own, **forced}
 
 
 class _DeclaredParameters(logging.Filter):
@@ -169,8 +176,9 @@ def run_notebooks(
         threads: CPU threads torch uses for validations in the kernels (``OMP_NUM_THREADS``);
             None keeps torch's default (all cores). On cores shared with other work, 1 is often
             several times faster. Latency is always measured with each config's own thread count.
-        overrides: Parameters that replace the profile's ``common`` ones (given to every notebook
-            that declares them), e.g. ``{"data_dir": "/data/ofa"}``.
+        overrides: Parameters that replace the profile's (common and per-notebook ones), given to
+            every notebook that declares them, e.g. ``{"data_dir": "/data/ofa"}``; a name no
+            notebook declares is an error.
 
     Returns:
         One record per notebook run: ``notebook``, ``seconds`` (wall), ``cpu_seconds`` (of its
@@ -192,7 +200,7 @@ def run_notebooks(
         )
     out_dir = Path(out_dir).resolve()
     config = load_profile(profile, notebooks_dir)
-    config["common"].update(overrides or {})
+    overrides = dict(overrides or {})
     names = notebook_names(notebooks_dir)
     unknown = sorted(set(config["notebooks"]) - set(names))
     if unknown:
@@ -211,7 +219,7 @@ def run_notebooks(
         name: notebook_parameters(notebooks_dir / f"{name}.ipynb") for name in notebook_names(notebooks_dir)
     }
     known = {parameter for parameters in declared.values() for parameter in parameters}
-    stray = sorted(set(config["common"]) - known)
+    stray = sorted((set(config["common"]) | set(overrides)) - known)
     if stray:
         raise ValueError(
             f"{'--set' if set(stray) & set(overrides or {}) else 'the profile'} names parameter(s) {stray} "
@@ -220,7 +228,7 @@ def run_notebooks(
     plans = []
     for name in names:
         source = notebooks_dir / f"{name}.ipynb"
-        parameters = _parameters_for(name, declared[name], config) | {"out_dir": str(out_dir)}
+        parameters = _parameters_for(name, declared[name], config, overrides) | {"out_dir": str(out_dir)}
         plans.append((name, source, parameters))
 
     with _thread_environment(threads):

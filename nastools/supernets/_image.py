@@ -249,16 +249,32 @@ class ImageSupernet(Supernet):
         if self.surrogate is not None:
             self.space.validate(arch)
             return float(self.surrogate([arch])[0])
-        calibration_x, test_x = self._data(self.net.resolution(arch))
-        subnet = self.subnet(arch) if subnet is None else subnet
+        _, test_x = self._data(self.net.resolution(arch))
+        measured = self._measured(arch, self.subnet(arch) if subnet is None else subnet)
+        return top1_accuracy(measured, test_x, self.task.test_y)
+
+    def _measured(self, arch: Arch, subnet: nn.Module) -> nn.Module:
+        """Recalibrate ``subnet``'s batch norm in place; return a folded copy: what top-1 measures."""
+        calibration_x, _ = self._data(self.net.resolution(arch))
         # channels-last runs the depthwise convolutions about 3x faster on CPU; the module goes back
         # to the default layout so that its latency is measured as users would run it
         subnet.to(memory_format=torch.channels_last)
         try:
             recalibrate_batchnorm(subnet, calibration_x)
-            return top1_accuracy(fold_batchnorm(subnet), test_x, self.task.test_y)
+            return fold_batchnorm(subnet)
         finally:
             subnet.to(memory_format=torch.contiguous_format)
+
+    def export_module(self, arch: Arch) -> nn.Module:
+        """The module whose top-1 is measured: batch norm recalibrated on the calibration images, then folded.
+
+        Without task data (a surrogate, an architecture-only supernet) there is nothing to
+        recalibrate on: the sub-network as extracted.
+        """
+        if self.task is None or self.surrogate is not None:
+            return self.subnet(arch)
+        self.space.validate(arch)
+        return self._measured(arch, self.subnet(arch)).to(memory_format=torch.contiguous_format).eval()
 
     def macs(self, arch: Arch, subnet: nn.Module | None = None) -> int:
         """MACs of one sample's forward pass in closed form (with ``subnet``: its flop count, a check)."""
