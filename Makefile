@@ -50,6 +50,7 @@ quickstart: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m ruff check nastools tests benchmarks examples
+	$(PY) -m ruff format --check nastools tests benchmarks examples
 	$(PY) -m pytest
 
 test-slow: $(VENV)/.installed
@@ -83,8 +84,10 @@ bench: $(VENV)/.installed
 	    --data-dir "$(abspath $(DATA_DIR))") || exit 1; done; \
 	else echo "OFA data not found at $(DATA_DIR): skipping the OFA problems (set DATA_DIR=...)"; fi
 
+# JupyterLab on the notebooks; nbstripout strips outputs from what git sees (see .gitattributes)
 lab: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e ".[test,lab]"
+	$(VENV)/bin/nbstripout --install
 	$(VENV)/bin/jupyter lab notebooks
 
 clean:

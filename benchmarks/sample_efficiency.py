@@ -164,6 +164,7 @@ class Benchmark:
             problem.supernet,
             data_dir=data_dir,
             store=CACHE / f"{cache_name}.sqlite",
+            progress=False,
         )
         self.objectives = self.exp.objectives(problem.objectives)
         self.source = self.exp.objectives(problem.source)

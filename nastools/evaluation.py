@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -11,7 +13,7 @@ import pandas as pd
 from torch import nn
 from tqdm.auto import tqdm
 
-from nastools.hardware import Hardware, resolve_hardware
+from nastools.hardware import Hardware, busy_cores, resolve_hardware
 from nastools.metrics import Metric
 from nastools.objectives import Objective, column_label, parse_objectives
 from nastools.proxies import naswot
@@ -19,7 +21,15 @@ from nastools.space import Arch
 from nastools.store import ResultStore
 from nastools.supernet import Supernet
 
-__all__ = ["COLUMNS", "Evaluator", "wide"]
+__all__ = ["BUSY_CORES", "COLUMNS", "BusyMachineWarning", "Evaluator", "wide"]
+
+#: Cores kept busy by other processes from which timed latency is called noise.
+BUSY_CORES = 0.5
+
+
+class BusyMachineWarning(UserWarning):
+    """Other processes use the cores while latency is being timed."""
+
 
 #: Columns of the long table :meth:`Evaluator.measure` returns.
 COLUMNS = ["arch", "metric", "hardware", "host", "kind", "value", "spread", "repeats", "flagged", "reused"]
@@ -64,6 +74,9 @@ class Evaluator:
             phase of the machine does not land on a few archs only.
         latency_group: How many sub-networks are timed together (they are held in memory).
         naswot_batch_size: Inputs of the batch NASWOT scores.
+        busy_interval: Before timing latency, watch the cores this many seconds; when other
+            processes keep at least :data:`BUSY_CORES` busy, warn (:class:`BusyMachineWarning`):
+            what is timed then is noise. 0 skips the check.
 
     Example:
         >>> evaluator = Evaluator(load_supernet("digits-mbv3"), "results.sqlite")  # doctest: +SKIP
@@ -82,6 +95,7 @@ class Evaluator:
         latency_rounds: int = 5,
         latency_group: int = 25,
         naswot_batch_size: int = 64,
+        busy_interval: float = 0.3,
     ) -> None:
         if not isinstance(supernet, Supernet):
             raise ValueError(
@@ -110,6 +124,10 @@ class Evaluator:
         #: Fresh measurements made (not read from the store), and how many latencies were flagged.
         self.n_measured = 0
         self.n_flagged = 0
+        #: Seconds the busy-machine check watches the cores before latency is timed (0: no check).
+        self.busy_interval = float(busy_interval)
+        #: Cores other processes kept busy at the last check (None: not checked or unknown).
+        self.busy: float | None = None
 
     def __repr__(self) -> str:
         return f"Evaluator({self.supernet.supernet_id!r}, store={self.store})"
@@ -267,8 +285,15 @@ class Evaluator:
         todo = sum((k, m.name, "") not in known for k in keys for m in static)
         todo += sum((k, m.name, t.key) not in known for k in keys for m, t in timed)
         fresh: dict[tuple[str, str, str], dict] = {}
+        if any(t.host() and (k, m.name, t.key) not in known for k in keys for m, t in timed):
+            self._check_quiet()
         bar = tqdm(
-            total=todo, desc="measuring", unit="meas", disable=not self.progress or not todo, leave=False
+            total=todo,
+            desc="measuring",
+            disable=not self.progress or not todo,
+            leave=False,
+            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total} measurements "
+            "[{elapsed}<{remaining}{postfix}]",
         )
         try:
             for start in range(0, len(keys), self.latency_group):
@@ -282,9 +307,10 @@ class Evaluator:
                 for metric, target in timed:
                     untimed = [key for key in group if (key, metric.name, target.key) not in known]
                     if untimed:
-                        rows = self._measure_latency(untimed, metric, target, search_id, subnets)
+                        bar.set_postfix_str(f"latency {target.key}", refresh=False)
+                        rows = self._measure_latency(untimed, metric, target, search_id, subnets, bar)
                         fresh.update({(r["arch"], metric.name, target.key): r for r in rows})
-                        bar.update(len(untimed))
+                        bar.set_postfix_str("", refresh=False)
         finally:
             bar.close()
         slots = [(m.name, "") for m in static] + [(m.name, t.key) for m, t in timed]
@@ -296,6 +322,19 @@ class Evaluator:
             for slot in slots
         ]
         return pd.DataFrame([{c: row.get(c) for c in COLUMNS} for row in rows], columns=COLUMNS)
+
+    def _check_quiet(self) -> None:
+        """Warn, once per call that times latency, when other processes keep cores busy."""
+        busy = busy_cores(self.busy_interval) if self.busy_interval > 0 else None
+        self.busy = busy
+        if busy is not None and busy >= BUSY_CORES:
+            warnings.warn(
+                f"{busy:.1f} of {os.cpu_count()} CPU cores are busy with other processes: latency timed now "
+                "is noise (it can read many times slower, and flagged); measure on a quiet machine, or "
+                "search on look-up-table latency or MACs (notebooks/params/teaching.yaml)",
+                BusyMachineWarning,
+                stacklevel=3,
+            )
 
     def _stored(self, keys: list[str], slots: list[tuple[Metric, Hardware | None]]) -> dict:
         if self.store is None:
@@ -367,12 +406,28 @@ class Evaluator:
         target: Hardware,
         search_id: str | None,
         subnets: dict[str, nn.Module],
+        bar: tqdm,
     ) -> list[dict]:
         """Latencies of the archs of ``keys`` on ``target`` (timed interleaved), stored as a group."""
         space = self.supernet.space
         archs = [space.from_key(key) for key in keys]
         modules = [self._subnet(key, subnets) if target.needs_subnet else None for key in keys]
-        timings = target.latencies(self.supernet, archs, modules, rounds=self.latency_rounds, **self.timing)
+        if target.needs_subnet:  # timed: the bar advances inside the interleaved rounds
+            done = 0.0
+
+            def advance(fraction: float) -> None:
+                nonlocal done
+                fraction = min(fraction, len(keys) - done)  # no float drift past the group's share
+                done += fraction
+                bar.update(fraction)
+
+            timings = target.latencies(
+                self.supernet, archs, modules, rounds=self.latency_rounds, progress=advance, **self.timing
+            )
+            advance(len(keys) - done)
+        else:
+            timings = target.latencies(self.supernet, archs, modules)
+            bar.update(len(keys))
         host = target.host()
         rows = [
             self._row(

@@ -97,7 +97,8 @@ def export_subnet(
             written.append(out / FORMATS["pt"])
         if "torchscript" in formats:
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # the tracer's notes, and TorchScript's deprecation in torch 2.10+
+                # the tracer's notes, and TorchScript's deprecation in torch 2.10+
+                warnings.simplefilter("ignore")
                 torch.jit.trace(module, inputs).save(str(out / FORMATS["torchscript"]))
             written.append(out / FORMATS["torchscript"])
         if "onnx" in formats:

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MIN_REPEATS",
     "Hardware",
+    "busy_cores",
     "HardwareConfig",
     "LatencyMeasurement",
     "LookupTableHardware",
@@ -141,6 +142,47 @@ def host_id(device: str = "cpu") -> str:
     if device.startswith("cuda") and torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(torch.device(device))} | {cpu}"
     return cpu
+
+
+def _cpu_seconds() -> tuple[float, float] | None:
+    """CPU seconds used by every process on the machine, and by this one (None off Linux)."""
+    try:
+        with open("/proc/stat") as handle:
+            fields = handle.readline().split()[1:]
+        user, nice, system, _idle, _iowait, irq, softirq = (int(f) for f in fields[:7])
+        with open("/proc/self/stat") as handle:
+            own = handle.read().rpartition(")")[2].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        return (user + nice + system + irq + softirq) / ticks, (int(own[11]) + int(own[12])) / ticks
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def busy_cores(interval: float = 0.3) -> float | None:
+    """How many cores other processes keep busy, over ``interval`` seconds (None where unknown).
+
+    Latency timed while other processes use the cores is noise: a 66 ms batch was measured at
+    2,900 ms on 2 shared cores. The :class:`~nastools.evaluation.Evaluator` checks this before it
+    times anything.
+
+    Example:
+        >>> busy = busy_cores(0.05)
+        >>> busy is None or 0.0 <= busy <= os.cpu_count()
+        True
+    """
+    import time
+
+    before = _cpu_seconds()
+    if before is None:
+        return None
+    start = time.perf_counter()
+    time.sleep(interval)
+    after = _cpu_seconds()
+    elapsed = time.perf_counter() - start
+    if after is None or elapsed <= 0:
+        return None
+    others = (after[0] - before[0]) - (after[1] - before[1])
+    return max(0.0, min(float(os.cpu_count() or 1), others / elapsed))
 
 
 def _positive_int(name: str, value: object) -> int:
@@ -433,6 +475,7 @@ def measure_latencies(
     rounds: int = 5,
     min_run_time: float = 0.2,
     max_relative_spread: float = 0.1,
+    progress: Callable[[float], object] | None = None,
 ) -> list[LatencyMeasurement]:
     """Time several models on one target, interleaved: ``rounds`` passes over all of them.
 
@@ -441,6 +484,8 @@ def measure_latencies(
     the machine's slow and fast phases (other processes, frequency changes) evenly over the models,
     which keeps their order stable between two profiling runs; see
     ``benchmarks/latency_repeatability.py``. Everything else is as in :func:`measure_latency`.
+    ``progress(fraction)`` is called as the work advances (warm-up and every round of every model;
+    the fractions add up to one per model), e.g. a progress bar's ``update``.
 
     Example:
         >>> nets = [torch.nn.Linear(8, 8), torch.nn.Linear(8, 512)]
@@ -456,6 +501,11 @@ def measure_latencies(
     if not isinstance(min_run_time, (int, float)) or not min_run_time > 0:
         raise ValueError(f"min_run_time must be a positive number of seconds, got {min_run_time!r}")
     rounds = _positive_int("rounds", rounds)
+    step = 1.0 / (rounds + 1)  # warm-up and probe, then each round: one share each
+
+    def advance() -> None:
+        if progress is not None:
+            progress(step)
 
     device = torch.device(hardware.device)
     original_devices = [_model_device(model) for model in models]
@@ -484,9 +534,11 @@ def measure_latencies(
                 timers.append(timer)
                 # at least MIN_REPEATS timed runs in all, spread over the rounds
                 run_times.append(max(min_run_time, 1.5 * MIN_REPEATS * probe.median) / rounds)
+                advance()
             for _ in range(rounds):
                 for i, timer in enumerate(timers):
                     times[i] += timer.blocked_autorange(min_run_time=run_times[i]).times
+                    advance()
             for i, timer in enumerate(timers):  # a busy machine can leave too few blocks: extend
                 for _ in range(MIN_REPEATS):
                     if len(times[i]) >= MIN_REPEATS:

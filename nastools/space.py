@@ -119,6 +119,9 @@ class SearchSpace:
         for condition in conditions:
             self._add_condition(condition)
         self._by_text = {n: {str(v): v for v in vals} for n, vals in self.choices.items()}
+        # what an inactive parameter is set to; a restricted space keeps its parent's, so that the
+        # same network has the same key in both (see :meth:`restrict`)
+        self._placeholders = {n: vals[0] for n, vals in self.choices.items()}
         self._order = self._topological_order()
         self._tables = _Tables(self)
 
@@ -208,6 +211,7 @@ class SearchSpace:
             and list(self.choices.items()) == list(other.choices.items())
             and self.types == other.types
             and self.conditions == other.conditions
+            and self._placeholders == other._placeholders
         )
 
     def __hash__(self) -> int:
@@ -254,7 +258,7 @@ class SearchSpace:
             )
         for name in self.names:
             value = arch[name]
-            if not self._allowed(name, value):
+            if not self._allowed(name, value) and not self._is_inactive_placeholder(arch, name):
                 raise ValueError(
                     f"parameter {name!r} has value {value!r}, allowed choices are {list(self.choices[name])}"
                 )
@@ -272,6 +276,19 @@ class SearchSpace:
         except TypeError:  # unhashable
             return False
 
+    def _is_inactive_placeholder(self, arch: Mapping[str, object], name: str) -> bool:
+        placeholder = self._placeholders[name]
+        value = arch[name]
+        return (
+            placeholder not in self._index[name]
+            and type(value) is type(placeholder)
+            and value == placeholder
+            and not self.is_active(arch, name)
+        )
+
+    def _choice_index(self, name: str, value: object) -> int:
+        return self._index[name].get(value, 0)  # 0: an inactive placeholder outside the choices
+
     def is_active(self, arch: Mapping[str, object], name: str) -> bool:
         """Whether parameter ``name`` changes the network built from ``arch``."""
         condition = self.conditions.get(name)
@@ -287,14 +304,14 @@ class SearchSpace:
         Values come back as the space's own choices (``np.float64(0.25)`` becomes ``0.25``).
         """
         self.validate(arch)
-        out = {name: self.choices[name][self._index[name][arch[name]]] for name in self.names}
+        out = {name: self.choices[name][self._choice_index(name, arch[name])] for name in self.names}
         inactive: set[str] = set()
         for name in self._order:  # controllers before what they control
             condition = self.conditions[name]
             if condition.controller in inactive or out[condition.controller] not in condition.values:
                 inactive.add(name)
         for name in inactive:
-            out[name] = self.choices[name][0]
+            out[name] = self._placeholders[name]
         return out
 
     def key(self, arch: Mapping[str, object]) -> str:
@@ -315,11 +332,12 @@ class SearchSpace:
             name, sep, text = item.partition("=")
             if not sep or name not in self._by_text:
                 raise ValueError(f"not an arch key of this space: {key[:80]!r} (item {item[:40]!r})")
-            if text not in self._by_text[name]:
+            placeholder = self._placeholders[name]
+            if text not in self._by_text[name] and text != str(placeholder):
                 raise ValueError(
                     f"arch key gives {name}={text}, allowed choices are {list(self.choices[name])}"
                 )
-            arch[name] = self._by_text[name][text]
+            arch[name] = self._by_text[name].get(text, placeholder)
         return self.canonical(arch)
 
     # --- many archs, vectorised -----------------------------------------------------------------
@@ -346,7 +364,7 @@ class SearchSpace:
         X = np.empty((len(rows), self.n_var), dtype=np.int64)
         for i, arch in enumerate(rows):
             self.validate(arch)
-            X[i] = [self._index[name][arch[name]] for name in self.names]
+            X[i] = [self._choice_index(name, arch[name]) for name in self.names]
         X = self.canonical_x(X)
         return X[0] if single else X
 
@@ -468,19 +486,27 @@ class SearchSpace:
             Condition(c.parameter, c.controller, tuple(v for v in c.values if v in new_choices[c.controller]))
             for c in self.conditions.values()
         ]
-        return SearchSpace(new_choices, conditions)
+        restricted = SearchSpace(new_choices, conditions)
+        restricted._placeholders = dict(self._placeholders)
+        return restricted
 
     def to_dict(self) -> dict[str, object]:
         """JSON-friendly form: ``{"choices": {...}, "conditions": [[parameter, controller, values]]}``."""
-        return {
+        data = {
             "choices": {name: list(values) for name, values in self.choices.items()},
             "conditions": [[c.parameter, c.controller, list(c.values)] for c in self.conditions.values()],
         }
+        moved = {n: v for n, v in self._placeholders.items() if v != self.choices[n][0]}
+        if moved:  # a restricted space's inactive values, taken from the space it came from
+            data["placeholders"] = moved
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> SearchSpace:
         """Inverse of :meth:`to_dict`."""
-        return cls(data["choices"], [Condition(p, c, tuple(v)) for p, c, v in data.get("conditions", [])])
+        space = cls(data["choices"], [Condition(p, c, tuple(v)) for p, c, v in data.get("conditions", [])])
+        space._placeholders.update(data.get("placeholders", {}))
+        return space
 
 
 class _Tables:

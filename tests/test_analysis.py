@@ -1,6 +1,5 @@
 """nastools.analysis: traces, hypervolume boxes, hardware transfer, result tables, predictor quality."""
 
-import doctest
 import json
 
 import numpy as np
@@ -9,7 +8,6 @@ import pytest
 from helpers import ToySupernet
 
 from nastools import analysis
-from nastools.analysis import _bounds, _predictors, _tables, _traces, _transfer
 from nastools.evaluation import Evaluator
 from nastools.hypervolume import HypervolumeIndicator
 from nastools.metrics import Metric
@@ -24,15 +22,6 @@ OBJECTIVES = {"score": "max", "macs": "min"}
 @pytest.fixture(scope="module")
 def space():
     return mobilenetv3_space()
-
-
-@pytest.mark.parametrize("module", [_bounds, _predictors, _tables, _traces, _transfer])
-def test_doctests(module):
-    failures, tried = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-    assert failures == 0
-
-
-# --- traces -------------------------------------------------------------------------------------------
 
 
 def test_traces_on_grid_aligns_runs():

@@ -5,6 +5,7 @@ The notebook tier, which runs them, is tests/test_notebook_runs.py.
 
 import ast
 import json
+import os
 
 import nbformat
 import pytest
@@ -93,7 +94,7 @@ def _has_type(value, types):
     return isinstance(value, types)
 
 
-@pytest.mark.parametrize("profile", ["smoke", "full", "full-digits"])
+@pytest.mark.parametrize("profile", ["smoke", "full", "full-digits", "teaching"])
 def test_profiles_set_only_declared_parameters_of_the_right_type(profile):
     config = runner.load_profile(profile)
     assert set(config["notebooks"]) == set(NAMES)
@@ -112,7 +113,7 @@ def test_profiles_set_only_declared_parameters_of_the_right_type(profile):
     assert set(config["common"]) <= declared_anywhere
 
 
-@pytest.mark.parametrize("profile", ["smoke", "full", "full-digits"])
+@pytest.mark.parametrize("profile", ["smoke", "full", "full-digits", "teaching"])
 def test_profiles_give_every_search_the_same_budget(profile):
     """Later notebooks re-run earlier searches by id: budget, pop_size and n_gen must be common."""
     config = runner.load_profile(profile)
@@ -184,7 +185,7 @@ def test_runner_executes_in_order_with_parameters(tmp_path):
     (folder / "params" / "p.yaml").write_text(
         "common:\n  seed: 7\n  only_b: 5\nnotebooks:\n  01_b: {seed: 9}\n"
     )
-    records = runner.run_notebooks("p", tmp_path / "out", notebooks_dir=folder, cell_timeout=120)
+    records = runner.run_notebooks("p", tmp_path / "out", notebooks_dir=folder, cell_timeout=900)
     assert [r["notebook"] for r in records] == ["00_a", "01_b"] and {r["status"] for r in records} == {"ok"}
     assert (tmp_path / "out" / "b.txt").read_text() == "9 5"
     # a common parameter goes only to the notebooks that declare it
@@ -223,3 +224,49 @@ def test_set_overrides_win_over_a_notebooks_own_section():
     declared = {"seed": {}, "out_dir": {}}
     assert runner._parameters_for("x", declared, profile) == {"seed": 2}
     assert runner._parameters_for("x", declared, profile, {"seed": 3, "budget": 5}) == {"seed": 3}
+
+
+def test_yaml_errors_name_the_file_or_the_item(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("common:\n  seed: [1, 2\n")
+    with pytest.raises(ValueError, match=r"bad\.yaml is not valid YAML: .* at line 3"):
+        runner.load_profile(bad)
+    with pytest.raises(ValueError, match=r"--set 'trials=\[0, 1': the value is not valid YAML"):
+        runner.parse_overrides(["trials=[0, 1"])
+    bad.write_text("- a list\n")
+    with pytest.raises(ValueError, match="must be a mapping"):
+        runner.load_profile(bad)
+
+
+def test_a_typo_in_set_is_an_error_before_anything_runs(tmp_path):
+    with pytest.raises(ValueError, match=r"--set names parameter\(s\) \['n_validation'\] that no notebook"):
+        runner.run_notebooks("smoke", tmp_path, overrides={"n_validation": 5})
+    assert not (tmp_path / "notebooks_run.json").exists()
+
+
+def test_the_runner_leaves_the_environment_as_it_found_it(tmp_path, monkeypatch):
+    folder = tmp_path / "nbs"
+    (folder / "params").mkdir(parents=True)
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = nbformat.v4.new_code_cell('out_dir: str = "x"  # o')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("import os\nprint(os.environ['OMP_NUM_THREADS'])")]
+    nbformat.write(nb, folder / "00_a.ipynb")
+    (folder / "params" / "p.yaml").write_text("common: {}\nnotebooks: {00_a: {}}\n")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    runner.run_notebooks("p", tmp_path / "out", notebooks_dir=folder, threads=1, cell_timeout=900)
+    executed = nbformat.read(tmp_path / "out" / "00_a" / "00_a.ipynb", as_version=4)
+    assert executed.cells[-1].outputs[0]["text"].strip() == "1"  # the kernel saw it
+    assert "OMP_NUM_THREADS" not in os.environ  # this process does not any more
+
+
+def test_the_teaching_profile_times_nothing():
+    from nastools.hardware import HardwareConfig
+
+    config = runner.load_profile("teaching")
+    hardware = config["common"]["hardware"]
+    assert hardware and all(key.startswith("lut-") for key in hardware)
+    for key in hardware:  # none of them is a measured (wall-clock) target
+        with pytest.raises(ValueError, match="look-up-table target"):
+            HardwareConfig.from_key(key)

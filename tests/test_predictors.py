@@ -1,5 +1,3 @@
-import doctest
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,7 +10,6 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from threadpoolctl import threadpool_info
 
-from nastools import predictors
 from nastools.analysis import _predictors as predictor_analysis
 from nastools.analysis import predictor_learning_curve, summarize_learning_curve
 from nastools.predictors import (
@@ -62,14 +59,6 @@ def toy(space):
     rng = np.random.default_rng(123)
     archs = space.sample(600, rng)
     return archs, toy_objective(space, archs, rng)
-
-
-def test_doctests():
-    failures, tried = doctest.testmod(predictors, optionflags=doctest.ELLIPSIS)
-    assert failures == 0 and tried >= 10
-
-
-# --- ArchFeatures -----------------------------------------------------------------------------------
 
 
 def test_arch_features_match_space_features(space, toy):

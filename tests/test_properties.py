@@ -91,7 +91,11 @@ def test_restrict_keeps_a_subset_and_refuses_values_outside(space, data):
     restricted = space.restrict({name: kept})
     assert set(restricted.choices[name]) == set(kept) and restricted.size <= space.size
     for arch in restricted.sample(10, rng=0):
+        # the same network has the same key in both spaces (the store and PopDB rely on it)
         assert space.canonical(arch) == restricted.canonical(arch)
+        key = space.key(arch)
+        assert restricted.key(space.canonical(arch)) == key == restricted.key(restricted.from_key(key))
+    assert SearchSpace.from_dict(restricted.to_dict()) == restricted
     _one_line_value_error(space.restrict, {name: [object()]})
     _one_line_value_error(space.restrict, {name: kept[0]})
 

@@ -3,6 +3,7 @@
 import pandas as pd
 import pytest
 
+from nastools import hardware
 from nastools.experiments import quickstart
 from nastools.hardware import HardwareConfig
 from nastools.store import ResultStore
@@ -20,7 +21,7 @@ def cheap_hardware(monkeypatch):
         HardwareConfig(threads=1, batch_size=2),
         HardwareConfig(threads=1, batch_size=4),
     ]
-    monkeypatch.setattr(quickstart, "default_hardware_configs", lambda: configs)
+    monkeypatch.setattr(hardware, "default_hardware_configs", lambda: configs)
     return configs
 
 

@@ -3,7 +3,6 @@
 import contextlib
 import json
 import sys
-import time
 import types
 
 import pytest
@@ -273,13 +272,12 @@ def test_arch_ofa_config_round_trip():
         )
 
 
-def test_closed_form_counts_are_fast():
-    archs = FULL.space().sample(200, rng=0)
-    count_macs_params(FULL, archs[0])
-    start = time.perf_counter()
-    for arch in archs:
-        count_macs_params(FULL, arch)
-    assert (time.perf_counter() - start) / len(archs) < 1e-3
+def test_tabulated_counts_equal_the_layer_by_layer_shapes():
+    # count_macs_params sums per-block constants tabulated once per config and resolution (how it is
+    # fast); the shapes build every layer of the arch
+    for arch in FULL.space().sample(200, rng=0):
+        shape = resnet_shape(FULL, arch)
+        assert count_macs_params(FULL, arch) == (shape.macs, shape.params)
 
 
 # --- against OFA's own implementation -------------------------------------------------------------

@@ -3,10 +3,8 @@
 # pymoo's names: X is the decision matrix, F the objective matrix.
 # ruff: noqa: N803, N806
 
-import doctest
 import importlib
 import importlib.util
-import pkgutil
 
 import numpy as np
 import pandas as pd
@@ -14,7 +12,6 @@ import pytest
 from pymoo.core.duplicate import DefaultDuplicateElimination
 from pymoo.core.population import Population
 
-from nastools import search
 from nastools.hardware import HardwareConfig
 from nastools.hypervolume import HypervolumeIndicator, pareto_front_mask
 from nastools.objectives import Objective, parse_objectives
@@ -65,20 +62,6 @@ def problem(space):
 
 def random_x(space, n, seed=0):
     return np.random.default_rng(seed).integers(0, space.n_choices, size=(n, space.n_var))
-
-
-DOCUMENTED = ["nastools.objectives", "nastools.hypervolume", "nastools.search"] + [
-    f"nastools.search.{info.name}" for info in pkgutil.iter_modules(search.__path__)
-]
-
-
-@pytest.mark.parametrize("name", DOCUMENTED)
-def test_doctests(name):
-    failures, _ = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
-    assert failures == 0
-
-
-# --- objectives -------------------------------------------------------------------------------
 
 
 def test_parse_objectives_forms_and_errors():

@@ -508,3 +508,37 @@ def test_search_record_and_validations(tmp_path):
     for call in (store.search, store.validations, lambda i: store.record_validations(i, ["a"])):
         with pytest.raises(ValueError, match="unknown search_id 'nope'"):
             call("nope")
+
+
+def test_a_store_whose_creation_was_killed_mid_transaction_recovers(tmp_path):
+    # A creation killed between BEGIN and COMMIT leaves the file and a hot rollback journal: copying
+    # both mid-transaction reproduces what the next process finds.
+    import shutil
+
+    making = tmp_path / "making.sqlite"
+    connection = sqlite3.connect(making, isolation_level=None)
+    connection.execute("CREATE TABLE placeholder (x)")  # the file has a first page to roll back to
+    connection.execute("BEGIN IMMEDIATE")
+    connection.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    connection.execute("INSERT INTO meta VALUES ('format', 'nastools-store')")
+    connection.execute("DROP TABLE placeholder")
+    killed = tmp_path / "killed.sqlite"
+    shutil.copy(making, killed)
+    shutil.copy(making.with_name("making.sqlite-journal"), killed.with_name("killed.sqlite-journal"))
+    connection.execute("ROLLBACK")
+    connection.close()
+    with pytest.raises(StoreError, match="no nastools-store marker"):  # rolled back to the placeholder
+        ResultStore(killed)
+    empty = tmp_path / "empty.sqlite"
+    connection = sqlite3.connect(empty, isolation_level=None)
+    connection.execute("BEGIN IMMEDIATE")
+    connection.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    shutil.copy(empty, tmp_path / "empty-killed.sqlite")
+    journal = empty.with_name("empty.sqlite-journal")
+    if journal.exists():
+        shutil.copy(journal, tmp_path / "empty-killed.sqlite-journal")
+    connection.execute("ROLLBACK")
+    connection.close()
+    with ResultStore(tmp_path / "empty-killed.sqlite") as store:  # nothing was committed: a new store
+        store.add([row("a")])
+        assert len(store.measurements()) == 1

@@ -158,6 +158,36 @@ class Experiment:
             )
         return search_id
 
+    def latency_flags(self) -> dict[str, int]:
+        """Timed latency measurements of this supernet in the store: how many, and how many flagged noisy."""
+        rows = self.store.measurements(
+            supernet_id=self.supernet.supernet_id,
+            checkpoint_hash=self.supernet.checkpoint_hash,
+            metric="latency_ms",
+        )
+        rows = rows[rows["host"] != ""]  # look-up tables are never noisy
+        return {
+            "latency_measured": int(len(rows)),
+            "latency_flagged": int(rows["flagged"].sum()) if len(rows) else 0,
+        }
+
+    def latency_note(self) -> str:
+        """A findings line on how trustworthy the timed latency is ('' when nothing was timed)."""
+        counts = self.latency_flags()
+        measured, flagged = counts["latency_measured"], counts["latency_flagged"]
+        if not measured:
+            return ""
+        verdict = (
+            "none was noisy"
+            if not flagged
+            else "on a busy machine they can rank sub-networks wrongly: rerun on a quiet machine, or use the "
+            "teaching profile (look-up tables, MACs)"
+        )
+        return (
+            f"\n* Latency: **{flagged} of {measured}** timed measurements in the store are flagged noisy "
+            f"(spread over 10% of the median); {verdict}."
+        )
+
     def save_table(self, table: pd.DataFrame, name: str) -> Path:
         """Write ``table`` as ``<folder>/<name>.csv`` (no index) and return the path."""
         path = self.folder / f"{name}.csv"
@@ -176,6 +206,7 @@ class Experiment:
             "supernet": self.supernet.supernet_id,
             "task_metric": self.task.metric,
             "task_kind": self.task_kind,
+            **self.latency_flags(),
             **data,
         }
         path.write_text(json.dumps(_finite(data), indent=2, default=_json_default, allow_nan=False) + "\n")
@@ -210,7 +241,7 @@ def open_experiment(
     *,
     data_dir: str | Path | None = None,
     store: str | Path | None = None,
-    progress: bool = False,
+    progress: bool = True,
     evaluator_options: Mapping[str, Any] | None = None,
 ) -> Experiment:
     """Load ``supernet`` and open the shared store ``out_dir/results.sqlite`` for notebook ``name``.
@@ -223,7 +254,7 @@ def open_experiment(
         data_dir: Folder of public files a supernet may use (the OFA supernets' accuracy predictor
             and latency tables); passed to factories that take a ``data_dir`` option.
         store: The store's path (default ``out_dir/results.sqlite``, shared by a sequence).
-        progress: Per-measurement progress bars of the Evaluator.
+        progress: The Evaluator's progress bar, which advances with every measurement.
         evaluator_options: Extra :class:`~nastools.evaluation.Evaluator` arguments.
 
     Example:

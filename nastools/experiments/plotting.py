@@ -27,6 +27,8 @@ from nastools.hypervolume import pareto_front_mask
 from nastools.objectives import parse_objectives
 
 __all__ = [
+    "axis_label",
+    "palette",
     "plot_clusters",
     "plot_cross_hardware",
     "plot_front",
@@ -43,6 +45,54 @@ __all__ = [
 def use_style() -> None:
     """The notebooks' look: seaborn's ``whitegrid`` theme, a colour-blind safe palette."""
     sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
+
+
+#: Axis labels of the toolkit's columns; the unit in brackets.
+_LABELS = {
+    "top1": "top-1 (%)",
+    "macs": "MACs (millions)",
+    "params": "parameters (millions)",
+    "naswot": "NASWOT score",
+    "perplexity": "perplexity",
+    "bleu": "BLEU",
+    "hypervolume": "hypervolume",
+    "n_validated": "validations",
+}
+#: Columns drawn in millions (their tick labels divided by 1e6).
+_MILLIONS = ("macs", "params")
+
+
+def axis_label(column: str) -> str:
+    """A readable axis label with its unit: ``"latency_ms@cpu-t1-b1"`` -> ``"latency on cpu-t1-b1 (ms)"``.
+
+    Example:
+        >>> axis_label("latency_ms@cpu-t1-b1"), axis_label("macs"), axis_label("other")
+        ('latency on cpu-t1-b1 (ms)', 'MACs (millions)', 'other')
+    """
+    metric, _, hardware = column.partition("@")
+    if metric == "latency_ms":
+        return f"latency on {hardware} (ms)" if hardware else "latency (ms)"
+    return _LABELS.get(metric, column)
+
+
+def palette(n: int) -> list:
+    """``n`` colours, none repeated: the colour-blind palette up to 10, evenly spaced hues beyond."""
+    return sns.color_palette("colorblind", n) if n <= 10 else sns.color_palette("husl", n)
+
+
+def _format_axis(ax: plt.Axes, x: str | None, y: str | None) -> None:
+    """Units in the labels; MACs and parameters in millions on the ticks, never as 19447808.0."""
+    for column, axis, setter in ((x, ax.xaxis, ax.set_xlabel), (y, ax.yaxis, ax.set_ylabel)):
+        if column is None:
+            continue
+        setter(axis_label(column))
+        if column.partition("@")[0] in _MILLIONS:
+            axis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value / 1e6:g}"))
+
+
+def _legend_outside(ax: plt.Axes, **kwargs: object) -> None:
+    """A legend beside the axes, where it covers no data."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize="small", **kwargs)
 
 
 def _front_line(table: pd.DataFrame, x: str, y: str, objectives: Mapping[str, str]) -> pd.DataFrame:
@@ -86,8 +136,9 @@ def plot_front(
     ax.scatter(table[x], table[y], s=18, alpha=0.35, color="grey", label=label)
     front = _front_line(table, x, y, objectives)
     ax.step(front[x], front[y], where="post", marker="o", color="C0", label=f"front ({len(front)})")
-    ax.set(xlabel=x, ylabel=y, title=title)
-    ax.legend(loc="lower right", fontsize="small")
+    ax.set(title=title)
+    _format_axis(ax, x, y)
+    ax.legend(loc="best", fontsize="small")
     return fig
 
 
@@ -106,7 +157,7 @@ def plot_cross_hardware(points: pd.DataFrame, accuracy: str = "top1", direction:
     """
     configs = list(dict.fromkeys(points["measured_on"]))
     found = list(dict.fromkeys(points["found_on"]))
-    colours = dict(zip(found, sns.color_palette("colorblind", len(found))))
+    colours = dict(zip(found, palette(len(found))))
     directions = {accuracy: direction, "latency_ms": "min"}
     fig, axes = plt.subplots(1, len(configs), figsize=(4.6 * len(configs), 3.8), squeeze=False)
     for ax, measured_on in zip(axes[0], configs):
@@ -138,8 +189,9 @@ def plot_cross_hardware(points: pd.DataFrame, accuracy: str = "top1", direction:
             ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
             ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
             ax.xaxis.set_minor_formatter(ticker.NullFormatter())  # 2x10^1 3x10^1 ... overlap
-        ax.set(title=f"measured on {measured_on}", xlabel="latency (ms)", ylabel=accuracy)
-        ax.legend(fontsize="small", loc="lower right")
+        ax.set(title=f"measured on {measured_on}", xlabel=f"latency on {measured_on} (ms)")
+        _format_axis(ax, None, accuracy)
+        ax.legend(fontsize="small", loc="best")
     fig.tight_layout()
     return fig
 
@@ -150,7 +202,12 @@ def plot_hv_matrix(matrix: pd.DataFrame, value: str = "hv_lost_pct") -> Figure:
     order = list(dict.fromkeys(matrix["found_on"]))
     grid = grid.loc[order, [c for c in order if c in grid.columns]]
     fig, ax = plt.subplots(figsize=(1.6 * len(order) + 2.2, 1.2 * len(order) + 1.2))
-    sns.heatmap(grid, annot=True, fmt=".1f", cmap="rocket_r", cbar_kws={"label": value}, ax=ax)
+    label = "hypervolume lost (%)" if value == "hv_lost_pct" else value
+    # diverging around 0: red where a transferred front loses, blue where it happens to gain
+    reach = float(np.nanmax(np.abs(grid.to_numpy(dtype=float)))) or 1.0
+    sns.heatmap(
+        grid, annot=True, fmt=".1f", cmap="vlag", vmin=-reach, vmax=reach, cbar_kws={"label": label}, ax=ax
+    )
     ax.set(xlabel="front measured on", ylabel="front found on")
     fig.tight_layout()
     return fig
@@ -174,12 +231,14 @@ def plot_hv_traces(
         title: Axes title.
         reference: Draw this hypervolume as a dotted horizontal line (e.g. the best front known).
     """
-    fig, ax = _axes(ax, (6.0, 4.0))
+    fig, ax = _axes(ax, (6.4, 4.0))
+    data = traces.dropna(subset=["hypervolume"])
     sns.lineplot(
-        data=traces.dropna(subset=["hypervolume"]),
+        data=data,
         x="n_validated",
         y="hypervolume",
         hue=hue,
+        palette=palette(data[hue].nunique()),
         errorbar="sd",
         marker="o",
         markersize=4,
@@ -188,7 +247,7 @@ def plot_hv_traces(
     if reference is not None:
         ax.axhline(reference, ls=":", color="black", lw=1, label="reference")
     ax.set(xlabel="validations", ylabel="hypervolume", title=title)
-    ax.legend(fontsize="small", loc="lower right")
+    _legend_outside(ax)
     return fig
 
 
@@ -210,7 +269,8 @@ def plot_snapshots(snapshots: pd.DataFrame, x: str, y: str, *, col: str = "searc
         points = ax.scatter(
             panel[x], panel[y], c=panel["generation"], cmap="viridis", norm=norm, s=22, alpha=0.8
         )
-        ax.set(title=str(name), xlabel=x, ylabel=y)
+        ax.set(title=str(name))
+        _format_axis(ax, x, y)
     generations = sorted(snapshots["generation"].unique())
     ticks = generations if len(generations) <= 12 else None  # whole generations, not 0.25 steps
     fig.colorbar(points, ax=axes[0].tolist(), label="generation", ticks=ticks)
@@ -224,13 +284,21 @@ def plot_clusters(embedding: np.ndarray, labels: Sequence[int], *, title: str | 
     fig, ax = _axes(None, (5.5, 4.2))
     noise = labels < 0
     clusters = sorted(set(labels[~noise].tolist()))
-    colours = sns.color_palette("colorblind", max(len(clusters), 1))
+    colours = palette(max(len(clusters), 1))
+    named = len(clusters) <= 10  # more clusters than a legend can hold: colours only, counted in the title
     for colour, label in zip(colours, clusters):
         mine = labels == label
-        ax.scatter(embedding[mine, 0], embedding[mine, 1], s=24, color=colour, label=f"cluster {label}")
+        ax.scatter(
+            embedding[mine, 0],
+            embedding[mine, 1],
+            s=24,
+            color=colour,
+            label=f"cluster {label}" if named else None,
+        )
     ax.scatter(embedding[noise, 0], embedding[noise, 1], s=24, marker="x", color="grey", label="noise")
-    ax.set(xlabel="component 1", ylabel="component 2", title=title)
-    ax.legend(fontsize="small")
+    counts = f"{len(clusters)} clusters, {int(noise.sum())} noise points"
+    ax.set(xlabel="component 1", ylabel="component 2", title=f"{title}\n{counts}" if title else counts)
+    _legend_outside(ax, ncol=1 if named else 1)
     return fig
 
 
@@ -243,10 +311,12 @@ def plot_learning_curves(summary: pd.DataFrame, metric: str = "mape") -> Figure:
         metric: ``"mape"`` or ``"kendall_tau"``.
     """
     targets = list(dict.fromkeys(summary["target"]))
+    kinds = list(dict.fromkeys(summary["kind"]))
+    colours = dict(zip(kinds, palette(len(kinds))))
     fig, axes = plt.subplots(1, len(targets), figsize=(4.2 * len(targets), 3.6), squeeze=False)
     for ax, target in zip(axes[0], targets):
         panel = summary[summary["target"] == target]
-        for i, (kind, line) in enumerate(panel.groupby("kind", sort=False)):
+        for kind, line in panel.groupby("kind", sort=False):
             line = line.sort_values("train_size")
             ax.errorbar(
                 line["train_size"],
@@ -254,11 +324,11 @@ def plot_learning_curves(summary: pd.DataFrame, metric: str = "mape") -> Figure:
                 yerr=line[f"{metric}_std"].fillna(0.0),
                 marker="o",
                 capsize=3,
-                color=f"C{i}",
+                color=colours[kind],
                 label=kind,
             )
         ylabel = "MAPE (%)" if metric == "mape" else "Kendall tau" if metric == "kendall_tau" else metric
-        ax.set(title=target, xlabel="training examples", ylabel=ylabel)
+        ax.set(title=axis_label(target), xlabel="training examples", ylabel=ylabel)
         ax.legend(fontsize="small")
     fig.tight_layout()
     return fig
@@ -273,7 +343,11 @@ def plot_predicted_vs_actual(
     low = float(min(table["actual"].min(), table["predicted"].min()))
     high = float(max(table["actual"].max(), table["predicted"].max()))
     ax.plot([low, high], [low, high], color="black", lw=1, ls=":")
-    ax.set(xlabel="measured", ylabel="predicted", title=f"{title or ''}  (tau = {tau:.2f})".strip())
+    name = axis_label(title) if title else ""
+    ax.set(xlabel=f"measured {name}".strip(), ylabel="predicted", title=f"{name}  (tau = {tau:.2f})".strip())
+    if title and title.partition("@")[0] in _MILLIONS:
+        _format_axis(ax, title, title)
+        ax.set(xlabel=f"measured {name}", ylabel=f"predicted {name}")
     return fig
 
 
@@ -282,11 +356,11 @@ def plot_validated(
 ) -> Figure:
     """All validated archs of several tactics, coloured by ``hue``, with each one's front (paper Fig. 10)."""
     fig, ax = _axes(None, (6.0, 4.4))
-    for i, (name, group) in enumerate(results.groupby(hue, sort=False)):
-        colour = f"C{i}"
+    groups = list(results.groupby(hue, sort=False))
+    for colour, (name, group) in zip(palette(len(groups)), groups):
         ax.scatter(group[x], group[y], s=16, alpha=0.35, color=colour)
         front = _front_line(group, x, y, objectives)
         ax.step(front[x], front[y], where="post", marker="o", color=colour, label=f"{name} front")
-    ax.set(xlabel=x, ylabel=y)
-    ax.legend(fontsize="small", loc="lower right")
+    _format_axis(ax, x, y)
+    ax.legend(fontsize="small", loc="best")
     return fig

@@ -70,7 +70,12 @@ def load_profile(profile: str | Path, notebooks_dir: str | Path = NOTEBOOKS_DIR)
     if not path.is_file():
         available = sorted(p.stem for p in (Path(notebooks_dir) / "params").glob("*.yaml"))
         raise FileNotFoundError(f"no profile {str(profile)!r} (looked for {path}); available: {available}")
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ValueError(f"profile {path} is not valid YAML: {_yaml_problem(error)}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"profile {path} must be a mapping with 'common' and 'notebooks' sections")
     unknown = set(data) - {"common", "notebooks"}
     if unknown:
         raise ValueError(
@@ -253,6 +258,66 @@ def _thread_environment(threads: int | None) -> Iterator[None]:
                 os.environ[name] = value
 
 
+def _previous_seconds(summary: Path) -> dict[str, float]:
+    """Each notebook's wall seconds in the last run into the same folder (for the ETA)."""
+    try:
+        return {
+            r["notebook"]: r["seconds"] for r in json.loads(summary.read_text()) if r.get("status") == "ok"
+        }
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def _latency_counts(store_path: Path) -> tuple[int, int]:
+    """Timed latency measurements in the shared store, and how many are flagged noisy."""
+    if not store_path.is_file():
+        return 0, 0
+    from nastools.store import ResultStore, StoreError
+
+    try:
+        with ResultStore(store_path, read_only=True) as store:
+            rows = store.measurements(metric="latency_ms")
+    except StoreError:
+        return 0, 0
+    rows = rows[rows["host"] != ""]
+    return len(rows), int(rows["flagged"].sum()) if len(rows) else 0
+
+
+def _engine(name: str) -> str:
+    """A papermill engine whose bar names the notebook and its running cell (registered once)."""
+    from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
+
+    class Manager(NotebookExecutionManager):
+        def get_cell_description(self, cell, escape_str="papermill_description="):  # noqa: D102 - papermill's
+            described = super().get_cell_description(cell, escape_str)
+            if described is not None or cell is None or cell.get("cell_type") != "code":
+                return described
+            lines = [
+                line for line in cell["source"].splitlines() if line.strip() and not line.startswith("#")
+            ]
+            return f"{self.notebook_name} · {lines[0][:48]}" if lines else self.notebook_name
+
+    class Engine(NBClientEngine):
+        @classmethod
+        def execute_notebook(cls, nb, kernel_name, output_path=None, progress_bar=True, log_output=False,
+                             autosave_cell_every=30, **kwargs):  # fmt: skip
+            manager = Manager(
+                nb, output_path=output_path, progress_bar=progress_bar, log_output=log_output,
+                autosave_cell_every=autosave_cell_every,
+            )  # fmt: skip
+            manager.notebook_name = kwargs.pop("notebook_name", "")
+            manager.notebook_start()
+            try:
+                cls.execute_managed_notebook(manager, kernel_name, log_output=log_output, **kwargs)
+            finally:
+                manager.cleanup_pbar()
+                manager.notebook_complete()
+            return manager.nb
+
+    papermill_engines.register("nastools", Engine)
+    return "nastools"
+
+
 def _execute(
     plans, out_dir, profile, kernel_name, notebooks_dir, cell_timeout, log_output
 ) -> list[dict[str, Any]]:
@@ -261,11 +326,15 @@ def _execute(
     out_dir.mkdir(parents=True, exist_ok=True)
     records: list[dict[str, Any]] = []
     summary = out_dir / "notebooks_run.json"
+    previous = _previous_seconds(summary)
+    store_path = out_dir / "results.sqlite"
     for name, source, parameters in plans:
         output = out_dir / name / f"{name}.ipynb"
         output.parent.mkdir(parents=True, exist_ok=True)
-        print(f"[nastools] {name} ({profile}) ...", flush=True)
+        last = f"; the last run took {previous[name]:.0f} s" if name in previous else ""
+        print(f"[nastools] {name} ({profile}) ...{last}", flush=True)
         start, cpu_start = time.perf_counter(), _children_cpu()
+        before = _latency_counts(store_path)
         record = {"notebook": name, "profile": str(profile), "output": str(output), "parameters": parameters}
         try:
             papermill.execute_notebook(
@@ -275,8 +344,10 @@ def _execute(
                 kernel_name=kernel_name,
                 cwd=str(notebooks_dir),
                 execution_timeout=cell_timeout,
-                progress_bar=False,
+                progress_bar={"desc": name, "leave": False, "unit": "cell"} if not log_output else False,
                 log_output=log_output,
+                engine_name=_engine(name),
+                notebook_name=name,
             )
         except BaseException:
             records.append(record | {"seconds": round(time.perf_counter() - start, 1), "status": "failed"})
@@ -284,20 +355,38 @@ def _execute(
             print(f"[nastools] {name} FAILED; see {output}", flush=True)
             raise
         cpu = round(_children_cpu() - cpu_start, 1)
+        after = _latency_counts(store_path)
+        timed, flagged = after[0] - before[0], after[1] - before[1]
         records.append(
-            record | {"seconds": round(time.perf_counter() - start, 1), "cpu_seconds": cpu, "status": "ok"}
+            record
+            | {
+                "seconds": round(time.perf_counter() - start, 1),
+                "cpu_seconds": cpu,
+                "status": "ok",
+                "latency_timed": timed,
+                "latency_flagged": flagged,
+            }
         )
         summary.write_text(json.dumps(records, indent=2) + "\n")
+        noise = f"; latency: {flagged} of {timed} timed measurements flagged noisy" if timed else ""
         print(
-            f"[nastools] {name} done in {records[-1]['seconds']:.0f} s ({cpu:.0f} s CPU)",
-            flush=True,
+            f"[nastools] {name} done in {records[-1]['seconds']:.0f} s ({cpu:.0f} s CPU){noise}", flush=True
         )
     total, cpu = sum(r["seconds"] for r in records), sum(r["cpu_seconds"] for r in records)
+    timed, flagged = sum(r["latency_timed"] for r in records), sum(r["latency_flagged"] for r in records)
+    noise = f"; {flagged} of {timed} timed latency measurements flagged noisy" if timed else ""
     print(
-        f"[nastools] {len(records)} notebook(s) in {total:.0f} s ({cpu:.0f} s CPU); see {summary}",
+        f"[nastools] {len(records)} notebook(s) in {total:.0f} s ({cpu:.0f} s CPU){noise}; see {summary}",
         flush=True,
     )
     return records
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """One line: what the YAML parser objects to, and where."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark else problem
 
 
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
@@ -315,7 +404,12 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
             raise ValueError(f"--set expects NAME=VALUE, got {item!r}")
-        overrides[name.strip()] = yaml.safe_load(value)
+        try:
+            overrides[name.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as error:
+            raise ValueError(
+                f"--set {item!r}: the value is not valid YAML ({_yaml_problem(error)})"
+            ) from None
     return overrides
 
 
