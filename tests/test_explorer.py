@@ -11,7 +11,9 @@ import time
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
+import torch
 
 from nastools.evaluation import Evaluator
 from nastools.experiments import TacticSettings, build_tactic, run_recorded
@@ -179,6 +181,17 @@ def test_in_jupyterlab_hover_select_export_and_the_file_stays_clean(searched, tm
                 time.sleep(0.2)
             browser.close()
         assert len(list((work / "exported").glob("*/model.json"))) == rows
+        # what the newcomer does next: run an exported ONNX file, and get what PyTorch gets
+        onnxruntime = pytest.importorskip("onnxruntime")
+        supernet = load_supernet(TINYLM)
+        exported = work / "exported" / "0"
+        arch = supernet.space.from_key(json.loads((exported / "model.json").read_text())["arch_key"])
+        tokens = supernet.example_inputs(arch, 3)[0]
+        session = onnxruntime.InferenceSession(str(exported / "model.onnx"))
+        logits = session.run(None, {session.get_inputs()[0].name: tokens.numpy()})[0]
+        program = torch.export.load(exported / "model.pt2").module()
+        with torch.no_grad():
+            np.testing.assert_allclose(logits, program(tokens).numpy(), atol=1e-4)
         # the lab saved its outputs into the working file (above) ...
         status = subprocess.run(
             ["git", "status", "--porcelain", "explore.ipynb"], cwd=work, capture_output=True, text=True
