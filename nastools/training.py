@@ -307,8 +307,15 @@ def main(argv: list[str] | None = None) -> int:
         config = replace(recipe.training, **overrides)
     except (ValueError, TypeError) as error:
         parser.error(str(error))
+    import torch
+
+    from nastools.supernets._image import save_checkpoint
+    from nastools.tasks.digits import DigitsConfig
+
     net, task, log = train_supernet(recipe, config)
-    report = {}
+    data_config = recipe.data_config or DigitsConfig()
+    path = save_checkpoint(out, recipe.kind, net, data_config, config, log, {})  # kept if the checks fail
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) after {log['seconds']:.0f} s of training")
     if args.report:
         from nastools.supernets._checks import supernet_report
 
@@ -319,11 +326,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             torch.set_num_threads(previous_threads)
         print(json.dumps(report, indent=2))
-    from nastools.supernets._image import save_checkpoint
-    from nastools.tasks.digits import DigitsConfig
-
-    path = save_checkpoint(out, recipe.kind, net, recipe.data_config or DigitsConfig(), config, log, report)
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) after {log['seconds']:.0f} s of training")
+        save_checkpoint(out, recipe.kind, net, data_config, config, log, report)
+        print(f"added the checks to {path}")
     return 0
 
 

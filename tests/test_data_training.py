@@ -127,6 +127,26 @@ def test_command_line_trains_a_checkpoint_the_registry_loads(tiny_cli, tmp_path,
     assert main(["--supernet", "tiny-mbv3", "--out", str(out), "--epochs", "2", "--overwrite"]) == 0
 
 
+def test_the_trained_checkpoint_is_written_before_the_checks_and_survives_their_failure(
+    tiny_cli, tmp_path, monkeypatch, capsys
+):
+    out = tmp_path / "tiny.pt"
+
+    def failing_checks(*args):
+        assert out.exists()  # the training is on disk before the checks start
+        raise RuntimeError("checks failed")
+
+    monkeypatch.setattr("nastools.supernets._checks.supernet_report", failing_checks)
+    with pytest.raises(RuntimeError, match="checks failed"):
+        main(["--supernet", "tiny-mbv3", "--out", str(out), "--epochs", "2", "--report"])
+    assert len(load_supernet(out).metadata["log"]["loss"]) == 2  # the trained weights are kept
+    monkeypatch.setattr("nastools.supernets._checks.supernet_report", lambda *args: {"gap": 1.5})
+    argv = ["--supernet", "tiny-mbv3", "--out", str(out), "--epochs", "2", "--report", "--overwrite"]
+    assert main(argv) == 0
+    assert load_supernet(out).metadata["report"] == {"gap": 1.5}
+    assert "added the checks to" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
