@@ -307,6 +307,9 @@ def _engine(name: str) -> str:
             )  # fmt: skip
             manager.notebook_name = kwargs.pop("notebook_name", "")
             manager.notebook_start()
+            # the kernel's own start-up notes (e.g. "running over TCP without encryption" on a local
+            # kernel) say nothing about the notebook; warnings inside cells still reach its outputs
+            kwargs.setdefault("extra_arguments", ["--IPKernelApp.log_level=ERROR"])
             try:
                 cls.execute_managed_notebook(manager, kernel_name, log_output=log_output, **kwargs)
             finally:
