@@ -181,6 +181,9 @@ def test_in_jupyterlab_hover_select_export_and_the_file_stays_clean(searched, tm
                 page.screenshot(path=str(shots / "explorer-3-selected.png"))
                 page.click("button:has-text('export selected')")
                 page.wait_for_selector("text=sub-network(s) to", timeout=WAIT_MS)
+                page.screenshot(path=str(shots / "explorer-4-exported.png"))
+                page.click(".jp-Notebook .jp-Cell .jp-InputArea")  # focus the notebook, not the widget
+                page.keyboard.press("Escape")
                 page.keyboard.press("Control+s")
                 while not nbformat.read(work / "explore.ipynb", as_version=4).cells[0].outputs:  # saved
                     time.sleep(0.2)
