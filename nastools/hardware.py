@@ -16,6 +16,7 @@ a way to give the latency of sub-networks.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import platform
@@ -121,13 +122,10 @@ class Hardware(ABC):
 
 @functools.cache
 def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.partition(":")[2].strip()
-    except OSError:
-        pass
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as handle:  # Linux; elsewhere platform's
+        for line in handle:
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
     return platform.processor() or platform.machine()
 
 

@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -213,17 +214,10 @@ class FrontExplorer:
         return buffer.getvalue()
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        bundle = {
-            "image/png": base64.b64encode(self.png()).decode(),
-            "text/plain": f"FrontExplorer({len(self.table)} sub-networks, front of {self.y} vs {self.x})",
-        }
-        try:
+        bundle = {"image/png": base64.b64encode(self.png()).decode()}
+        with contextlib.suppress(ImportError):  # no plotly / ipywidgets: the static front only
             bundle.update(self.widget._repr_mimebundle_(include=include, exclude=exclude) or {})
-            bundle["text/plain"] = (
-                f"FrontExplorer({len(self.table)} sub-networks, front of {self.y} vs {self.x})"
-            )
-        except ImportError:  # no plotly / ipywidgets: the static front only
-            pass
+        bundle["text/plain"] = f"FrontExplorer({len(self.table)} sub-networks, front of {self.y} vs {self.x})"
         return bundle
 
 
