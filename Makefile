@@ -84,10 +84,14 @@ bench: $(VENV)/.installed
 	    --data-dir "$(abspath $(DATA_DIR))") || exit 1; done; \
 	else echo "OFA data not found at $(DATA_DIR): skipping the OFA problems (set DATA_DIR=...)"; fi
 
+# what JupyterLab adds on save beyond outputs (nbstripout strips widget state already): the kernel's
+# Python version in language_info would otherwise differ from machine to machine
+NBSTRIPOUT_EXTRA_KEYS := metadata.language_info
 # JupyterLab on the notebooks; nbstripout strips outputs from what git sees (see .gitattributes)
 lab: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e ".[test,lab]"
 	$(VENV)/bin/nbstripout --install
+	git config filter.nbstripout.extrakeys "$(NBSTRIPOUT_EXTRA_KEYS)"
 	$(VENV)/bin/jupyter lab notebooks
 
 clean:

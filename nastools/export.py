@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -127,9 +128,16 @@ def _write_onnx(program: Any, inputs: tuple[torch.Tensor, ...], path: Path) -> P
         raise ImportError(
             f"ONNX export needs the onnx and onnxscript packages ({error}): pip install 'nastools[export]'"
         ) from error
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(program, inputs, str(path), dynamo=True, verbose=False)
+    # its registry notes that torchvision's detection ops are skipped: none of them is in a sub-network
+    registry = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registry.level
+    registry.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(program, inputs, str(path), dynamo=True, verbose=False)
+    finally:
+        registry.setLevel(level)
     return path
 
 

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -154,23 +155,18 @@ class ResultStore:
             raise StoreError(f"{self.path} {what}; a read-only store must be an existing store file")
         if not read_only:
             self._check_writable(existed)
-        try:
-            if read_only:
-                self._connection = sqlite3.connect(
-                    f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0
-                )
-            else:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._connection = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
-        except sqlite3.Error as error:
-            raise StoreError(
-                f"cannot open {self.path} ({error}); pass a path in a writable folder"
-            ) from error
-        self._connection.row_factory = sqlite3.Row
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        # one connection per thread: sqlite's objects may not cross threads, and a store is used from
+        # several (ipykernel runs widget callbacks on another thread than the cell that opened it)
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        self._connection  # noqa: B018 - open it now: a path that cannot be opened fails here
         try:
             self._prepare()
         except BaseException:
-            self._connection.close()
+            self.close()
             raise
 
     def _check_writable(self, existed: bool) -> None:
@@ -267,6 +263,28 @@ class ResultStore:
                 raise
         self._connection.execute("PRAGMA journal_mode=WAL")
 
+    @property
+    def _connection(self) -> sqlite3.Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            try:
+                if self.read_only:
+                    uri = f"{self.path.resolve().as_uri()}?mode=ro"
+                    connection = sqlite3.connect(uri, uri=True, timeout=30.0, check_same_thread=False)
+                else:
+                    connection = sqlite3.connect(
+                        self.path, isolation_level=None, timeout=30.0, check_same_thread=False
+                    )
+            except sqlite3.Error as error:
+                raise StoreError(
+                    f"cannot open {self.path} ({error}); pass a path in a writable folder"
+                ) from error
+            connection.row_factory = sqlite3.Row
+            self._local.connection = connection
+            with self._connections_lock:
+                self._connections.append(connection)
+        return connection
+
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         if self.read_only:
@@ -292,8 +310,12 @@ class ResultStore:
         return f"ResultStore({str(self.path)!r})"
 
     def close(self) -> None:
-        """Close the connection (everything is committed already)."""
-        self._connection.close()
+        """Close the connections (everything is committed already)."""
+        with self._connections_lock:
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
+        self._local = threading.local()
 
     def add(self, rows: Iterable[Mapping]) -> int:
         """Append measurement rows in one transaction, after validating all of them.

@@ -1,5 +1,8 @@
 """Small real supernets for tests: a tiny untrained elastic MobileNetV3 on a small digits task, and a toy."""
 
+import re
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -89,3 +92,9 @@ def tiny_recipe(**training):
 def toy_from_checkpoint(path, payload, supernet_id=None) -> ToySupernet:
     """The reader of checkpoints of kind ``"toy"`` (a header and ``"widths"``), for registry tests."""
     return ToySupernet(tuple(payload["widths"]))
+
+
+def nbstripout_extra_keys() -> str:
+    """The metadata keys ``make lab`` has nbstripout strip besides outputs (from the Makefile)."""
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    return re.search(r"^NBSTRIPOUT_EXTRA_KEYS := (.*)$", makefile, re.MULTILINE).group(1).strip()

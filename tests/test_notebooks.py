@@ -6,9 +6,12 @@ The notebook tier, which runs them, is tests/test_notebook_runs.py.
 import ast
 import json
 import os
+import subprocess
+import sys
 
 import nbformat
 import pytest
+from helpers import nbstripout_extra_keys
 
 from nastools.experiments import runner
 
@@ -16,8 +19,33 @@ NAMES = runner.notebook_names()
 HEADER_FIELDS = ("**Question.**", "**Paper.**", "**Inputs.**", "**Outputs**")
 
 
+def _stored(name):
+    """The notebook's text as git stores it: through the nbstripout filter where `make lab` set it up.
+
+    A notebook run and saved in the lab keeps its outputs in the working file; what is committed
+    is what the filter writes, so that is what these tests check (in a clone without the filter,
+    the file itself).
+    """
+    path = runner.NOTEBOOKS_DIR / f"{name}.ipynb"
+    text = path.read_text()
+    root = runner.NOTEBOOKS_DIR.parent
+    attributes = subprocess.run(
+        ["git", "check-attr", "filter", "--", str(path)], cwd=root, capture_output=True, text=True
+    )
+    configured = subprocess.run(
+        ["git", "config", "--get", "filter.nbstripout.clean"], cwd=root, capture_output=True, text=True
+    )
+    if "nbstripout" in attributes.stdout and configured.returncode == 0:
+        # what git runs as the clean filter (it reads the extra keys from git config itself)
+        text = subprocess.run(
+            [sys.executable, "-m", "nbstripout"], cwd=root, input=text, capture_output=True, text=True,
+            check=True,
+        ).stdout  # fmt: skip
+    return text
+
+
 def _read(name):
-    return nbformat.read(runner.NOTEBOOKS_DIR / f"{name}.ipynb", as_version=4)
+    return nbformat.reads(_stored(name), as_version=4)
 
 
 def test_the_sequence_is_there():
@@ -29,6 +57,25 @@ def test_the_sequence_is_there():
         "04_popdb",
         "05_predictor_analysis",
     ]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_what_the_lab_saves_strips_back_to_the_committed_notebook(name):
+    # what JupyterLab writes after "Run All" and save: outputs, counts, widget state, the kernel's info
+    committed = _stored(name)
+    saved = json.loads(committed)
+    saved["metadata"]["language_info"] = {"name": "python", "version": "3.11.7", "mimetype": "text/x-python"}
+    saved["metadata"]["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    for number, cell in enumerate(c for c in saved["cells"] if c["cell_type"] == "code"):
+        cell["execution_count"] = number + 1
+        cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": ["measured\n"]}]
+        cell["metadata"]["scrolled"] = True
+    stripped = subprocess.run(  # what git stores through the filter `make lab` installs
+        [sys.executable, "-m", "nbstripout", "--extra-keys", nbstripout_extra_keys()],
+        input=json.dumps(saved, indent=1, ensure_ascii=False) + "\n", capture_output=True, text=True,
+        check=True,
+    )  # fmt: skip
+    assert stripped.stdout == committed  # byte for byte: git compares what the filter writes
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -5,6 +5,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 
@@ -118,6 +119,28 @@ def test_add_and_lookup_latest_row_wins(tmp_path):
     assert len(store.measurements()) == 3  # nothing is overwritten
     assert list(store.measurements(search_id="x").value) == [3.0]
     assert list(store.measurements(arch="b").kind) == ["validation"]  # the default kind
+
+
+def test_a_store_opened_in_one_thread_reads_and_writes_from_others(tmp_path):
+    # what ipykernel does: a widget callback runs on another thread than the cell that opened it
+    store = ResultStore(tmp_path / "r.sqlite")
+    store.add([row("a", value=1.0)])
+    seen = {}
+
+    def elsewhere(name):
+        store.add([row(name, value=2.0)])
+        seen[name] = sorted(store.measurements().arch)
+
+    workers = [threading.Thread(target=elsewhere, args=(name,)) for name in ("b", "c")]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert seen["b"][:1] == ["a"] and "b" in seen["b"] and "c" in seen["c"]
+    assert sorted(store.measurements().arch) == ["a", "b", "c"]  # the opening thread sees their rows
+    store.close()  # closes every thread's connection, from this one
+    with ResultStore(tmp_path / "r.sqlite", read_only=True) as again:
+        assert len(again.measurements()) == 3
 
 
 def test_host_is_kept_per_row_and_another_hosts_latency_is_not_found(tmp_path):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import html
 import io
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -26,9 +27,9 @@ import pandas as pd
 
 from nastools.analysis import front_mask
 from nastools.evaluation import Evaluator, wide
-from nastools.experiments.plotting import axis_label, plot_front
+from nastools.experiments.plotting import MILLIONS, axis_label, plot_front
 
-__all__ = ["FrontExplorer", "explore", "explorer_table"]
+__all__ = ["FrontExplorer", "explore", "explorer_table", "selection_html"]
 
 
 def explorer_table(evaluator: Evaluator, archs: Iterable[str] | None = None) -> pd.DataFrame:
@@ -40,12 +41,20 @@ def explorer_table(evaluator: Evaluator, archs: Iterable[str] | None = None) -> 
 
     Returns:
         ``arch`` and one column per stored metric (``top1``, ``macs``, ``latency_ms@cpu-t1-b1`` ...),
-        the latest value of each; latency timed on another machine is left out.
+        the latest value of each; latency timed on another machine is left out. MACs and parameters
+        that can be counted without a forward pass are counted (and stored) where missing.
     """
     supernet = evaluator.supernet
     rows = evaluator.store.measurements(
         supernet_id=supernet.supernet_id, checkpoint_hash=supernet.checkpoint_hash
     )
+    validated = rows.loc[rows["metric"] == supernet.task_metric.name, "arch"].unique()
+    counted = list(evaluator.free({"macs": "min", "params": "min"}))  # exact counts, no validation
+    if len(validated) and counted:  # a search on latency stored none: count them (and store them) now
+        evaluator.measure([supernet.space.from_key(key) for key in validated], counted)
+        rows = evaluator.store.measurements(
+            supernet_id=supernet.supernet_id, checkpoint_hash=supernet.checkpoint_hash
+        )
     hosts = {target.key: target.host() for target in _targets(evaluator, rows)}
     rows = rows[(rows["host"] == "") | (rows["host"] == rows["hardware"].map(hosts).fillna(""))]
     table = wide(rows.drop_duplicates(["arch", "metric", "hardware"], keep="last"))
@@ -114,7 +123,7 @@ class FrontExplorer:
         metrics = [c for c in self.table.columns if c != "arch"]
         texts = []
         for _, row in self.table.iterrows():
-            values = "<br>".join(f"{axis_label(m)}: {_fmt(row[m])}" for m in metrics if pd.notna(row[m]))
+            values = "<br>".join(f"{axis_label(m)}: {_shown(m, row[m])}" for m in metrics if pd.notna(row[m]))
             arch = row["arch"].replace(",", ", ")
             texts.append(f"{values}<br><br><i>{'<br>'.join(_wrap(arch, 70))}</i>")
         return texts
@@ -156,8 +165,13 @@ class FrontExplorer:
             marker={"size": 9}, hoverinfo="skip",
         )  # fmt: skip
         choose = widgets.Dropdown(options=self.costs, value=self.x, description="x axis")
-        table_view = widgets.HTML(value="<i>select sub-networks (box or lasso) to list them here</i>")
-        export = widgets.Button(description="export selected", disabled=True, icon="download")
+        table_view = widgets.HTML(
+            value="<i>select sub-networks (box or lasso) to list them here</i>",
+            layout={"max_height": "260px", "overflow": "auto"},  # a large selection scrolls
+        )
+        export = widgets.Button(
+            description="export selected", disabled=True, icon="download", layout={"width": "auto"}
+        )
         status = widgets.HTML()
 
         def redraw(x: str) -> None:
@@ -171,14 +185,23 @@ class FrontExplorer:
         def on_select(trace: Any, points: Any, selector: Any) -> None:
             self.selected = [self.table["arch"].iloc[i] for i in points.point_inds]
             chosen = self.table.iloc[list(points.point_inds)]
-            table_view.value = (
-                chosen.drop(columns="arch").round(4).to_html(index=False, classes="nastools-selected")
-            )
+            table_view.value = selection_html(chosen)
             export.disabled = not self.selected or self.supernet is None
 
         def on_export(_: Any) -> None:
-            written = self.export()
-            status.value = f"wrote {len(written)} sub-network(s) to {self.out_dir}"
+            # a widget callback's exception only reaches the kernel's log: show it where the user looks
+            export.disabled = True
+            keys, written = list(self.selected), []
+            try:
+                for i, key in enumerate(keys):
+                    status.value = f"exporting {i + 1}/{len(keys)} ..."
+                    written += self.export([key], start=i)
+            except Exception as error:  # noqa: BLE001 - reported in the widget, nothing else to do here
+                status.value = f"<b style='color:#b00'>export failed: {html.escape(str(error))}</b>"
+            else:
+                status.value = f"wrote {len(written)} sub-network(s) to {self.out_dir}"
+            finally:
+                export.disabled = not self.selected
 
         choose.observe(lambda change: redraw(change["new"]), names="value")
         figure.data[0].on_selection(on_select)
@@ -187,8 +210,16 @@ class FrontExplorer:
         figure.layout.yaxis.title = axis_label(self.y)
         return widgets.VBox([choose, figure, table_view, widgets.HBox([export, status])])
 
-    def export(self, archs: Sequence[str] | None = None) -> list[Path]:
-        """Export the selected (or given) sub-networks into ``out_dir/<n>/`` (see :func:`export_subnet`)."""
+    def export(self, archs: Sequence[str] | None = None, *, start: int = 0) -> list[Path]:
+        """Export the selected (or given) sub-networks into ``out_dir/<n>/`` (see :func:`export_subnet`).
+
+        Args:
+            archs: Arch keys (default: the selection).
+            start: Number of the first folder (``out_dir/<start>/``, then up).
+
+        Returns:
+            Each sub-network's folder, in order.
+        """
         from nastools.export import export_subnet
 
         if self.supernet is None:
@@ -197,8 +228,8 @@ class FrontExplorer:
         return [
             export_subnet(
                 self.supernet, self.supernet.space.from_key(key), self.out_dir / str(i), store=self.store
-            )[0]
-            for i, key in enumerate(keys)
+            )[0].parent
+            for i, key in enumerate(keys, start=start)
         ]
 
     def png(self) -> bytes:
@@ -274,9 +305,25 @@ def explore(
     )
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, (float, np.floating)) and abs(value) >= 1e5:
-        return f"{value / 1e6:.3g} M"
+def selection_html(chosen: pd.DataFrame) -> str:
+    """The selected sub-networks as an HTML table: units in the headers, millions as millions.
+
+    Example:
+        >>> html = selection_html(pd.DataFrame({"arch": ["a"], "macs": [4620288.0], "top1": [float("nan")]}))
+        >>> "MACs (millions)" in html and "4.62" in html and "not measured" in html
+        True
+    """
+    table = chosen.drop(columns="arch")
+    shown = pd.DataFrame({axis_label(c): [_shown(c, v) for v in table[c]] for c in table.columns})
+    return shown.to_html(index=False, classes="nastools-selected", escape=True)
+
+
+def _shown(column: str, value: Any) -> str:
+    """A value as its axis label's unit says: MACs and parameters in millions, 4 digits otherwise."""
+    if pd.isna(value):
+        return "not measured"
+    if column.partition("@")[0] in MILLIONS:
+        return f"{value / 1e6:.3g}"
     return f"{value:.4g}" if isinstance(value, (float, np.floating)) else str(value)
 
 

@@ -59,7 +59,7 @@ _LABELS = {
     "n_validated": "validations",
 }
 #: Columns drawn in millions (their tick labels divided by 1e6).
-_MILLIONS = ("macs", "params")
+MILLIONS = ("macs", "params")
 
 
 def axis_label(column: str) -> str:
@@ -86,7 +86,7 @@ def _format_axis(ax: plt.Axes, x: str | None, y: str | None) -> None:
         if column is None:
             continue
         setter(axis_label(column))
-        if column.partition("@")[0] in _MILLIONS:
+        if column.partition("@")[0] in MILLIONS:
             axis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value / 1e6:g}"))
 
 
@@ -345,7 +345,7 @@ def plot_predicted_vs_actual(
     ax.plot([low, high], [low, high], color="black", lw=1, ls=":")
     name = axis_label(title) if title else ""
     ax.set(xlabel=f"measured {name}".strip(), ylabel="predicted", title=f"{name}  (tau = {tau:.2f})".strip())
-    if title and title.partition("@")[0] in _MILLIONS:
+    if title and title.partition("@")[0] in MILLIONS:
         _format_axis(ax, title, title)
         ax.set(xlabel=f"measured {name}", ylabel=f"predicted {name}")
     return fig
