@@ -13,7 +13,7 @@ import pandas as pd
 from torch import nn
 from tqdm.auto import tqdm
 
-from nastools.hardware import Hardware, busy_cores, resolve_hardware
+from nastools.hardware import Hardware, busy_cores, resolve_hardware, timing_noise
 from nastools.metrics import Metric
 from nastools.objectives import Objective, column_label, parse_objectives
 from nastools.proxies import naswot
@@ -21,14 +21,17 @@ from nastools.space import Arch
 from nastools.store import ResultStore
 from nastools.supernet import Supernet
 
-__all__ = ["BUSY_CORES", "COLUMNS", "BusyMachineWarning", "Evaluator", "wide"]
+__all__ = ["BUSY_CORES", "COLUMNS", "NOISY_TIMING", "BusyMachineWarning", "Evaluator", "wide"]
 
 #: Cores kept busy by other processes from which timed latency is called noise.
 BUSY_CORES = 0.5
+#: Relative spread of :func:`~nastools.hardware.timing_noise`'s probe from which timing is called noisy
+#: (the threshold above which a latency measurement is flagged).
+NOISY_TIMING = 0.1
 
 
 class BusyMachineWarning(UserWarning):
-    """Other processes use the cores while latency is being timed."""
+    """Latency timed now would be noise: other processes use the cores, or the host's shared cache."""
 
 
 #: Columns of the long table :meth:`Evaluator.measure` returns.
@@ -74,9 +77,11 @@ class Evaluator:
             phase of the machine does not land on a few archs only.
         latency_group: How many sub-networks are timed together (they are held in memory).
         naswot_batch_size: Inputs of the batch NASWOT scores.
-        busy_interval: Before timing latency, watch the cores this many seconds; when other
-            processes keep at least :data:`BUSY_CORES` busy, warn (:class:`BusyMachineWarning`):
-            what is timed then is noise. 0 skips the check.
+        busy_interval: Before timing latency, watch the cores this many seconds, then time a fixed
+            probe as long (:func:`~nastools.hardware.timing_noise`); when other processes keep at
+            least :data:`BUSY_CORES` busy, or the probe varies by more than :data:`NOISY_TIMING`
+            (other machines on a shared host), warn (:class:`BusyMachineWarning`): what is timed
+            then is noise. 0 skips the check.
 
     Example:
         >>> evaluator = Evaluator(load_supernet("digits-mbv3"), "results.sqlite")  # doctest: +SKIP
@@ -128,6 +133,8 @@ class Evaluator:
         self.busy_interval = float(busy_interval)
         #: Cores other processes kept busy at the last check (None: not checked or unknown).
         self.busy: float | None = None
+        #: The probe's relative spread at the last check (None: not checked, or the cores were busy).
+        self.timing_noise: float | None = None
 
     def __repr__(self) -> str:
         return f"Evaluator({self.supernet.supernet_id!r}, store={self.store})"
@@ -325,13 +332,27 @@ class Evaluator:
 
     def _check_quiet(self) -> None:
         """Warn, once per call that times latency, when other processes keep cores busy."""
-        busy = busy_cores(self.busy_interval) if self.busy_interval > 0 else None
-        self.busy = busy
+        if self.busy_interval <= 0:
+            return
+        busy = self.busy = busy_cores(self.busy_interval)
+        what_to_do = (
+            "measure on a quiet machine (or later), or search on look-up-table latency or MACs "
+            "(notebooks/params/teaching.yaml)"
+        )
         if busy is not None and busy >= BUSY_CORES:
             warnings.warn(
                 f"{busy:.1f} of {os.cpu_count()} CPU cores are busy with other processes: latency timed now "
-                "is noise (it can read many times slower, and flagged); measure on a quiet machine, or "
-                "search on look-up-table latency or MACs (notebooks/params/teaching.yaml)",
+                f"is noise (it can read many times slower, and flagged); {what_to_do}",
+                BusyMachineWarning,
+                stacklevel=3,
+            )
+            return
+        noise = self.timing_noise = timing_noise(self.busy_interval)
+        if noise > NOISY_TIMING:
+            warnings.warn(
+                f"timing on this machine is noisy: a fixed probe varies {noise:.0%} between runs (above "
+                f"{NOISY_TIMING:.0%}) though no process here keeps a core busy, most likely other machines "
+                f"using the host's shared cache; much latency timed now will be flagged; {what_to_do}",
                 BusyMachineWarning,
                 stacklevel=3,
             )

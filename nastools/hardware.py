@@ -24,6 +24,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -45,6 +46,7 @@ __all__ = [
     "measure_latencies",
     "measure_latency",
     "resolve_hardware",
+    "timing_noise",
 ]
 
 _KEY_FORMAT = "'cpu-t<threads>-b<batch>', 'cuda[:<index>]-b<batch>' or 'cuda[:<index>]-t<threads>-b<batch>'"
@@ -154,6 +156,60 @@ def _cpu_seconds() -> tuple[float, float] | None:
         return (user + nice + system + irq + softirq) / ticks, (int(own[11]) + int(own[12])) / ticks
     except (OSError, ValueError, IndexError):
         return None
+
+
+def _last_level_cache_bytes() -> int | None:
+    sizes = []
+    for index in range(8):
+        with contextlib.suppress(OSError, ValueError):
+            text = Path(f"/sys/devices/system/cpu/cpu0/cache/index{index}/size").read_text().strip()
+            sizes.append(int(text.rstrip("KMG")) * {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1], 1))
+    return max(sizes) if sizes else None
+
+
+@functools.lru_cache(maxsize=1)
+def _noise_probe() -> torch.nn.Module:
+    # weights filling half the last-level cache: where other tenants of a shared host compete
+    cache = _last_level_cache_bytes() or 32 * 2**20
+    width = max(64, int((cache / 2 / 4 / 4) ** 0.5))  # 4 float32 layers of width x width
+    generator = torch.Generator().manual_seed(0)
+    layers = [torch.nn.Linear(width, width, bias=False) for _ in range(4)]
+    with torch.no_grad():
+        for layer in layers:
+            layer.weight.copy_(torch.randn(width, width, generator=generator) / width**0.5)
+    return torch.nn.Sequential(*layers).eval()
+
+
+def timing_noise(seconds: float = 0.3) -> float:
+    """How much this machine's timing varies: the relative spread (IQR / median) of a fixed probe.
+
+    The probe is a chain of linear layers whose weights fill half the last-level cache, timed on
+    one thread in blocks as :func:`measure_latencies` times a sub-network. On a shared host the
+    cores can be idle while other machines (VMs) use the shared cache: :func:`busy_cores` sees
+    nothing, yet sub-networks whose weights live in that cache vary by 30-40 % between blocks
+    (measured here: 41 % for a 16 MiB probe while 1 MiB and 64 MiB ones varied 3-5 %). Above the
+    flagging threshold (0.1), latency timed now will be flagged.
+
+    Example:
+        >>> noise = timing_noise(0.05)
+        >>> 0.0 <= noise < float("inf")
+        True
+    """
+    probe = _noise_probe()
+    x = torch.zeros(1, probe[0].in_features)
+    original_threads = torch.get_num_threads()
+    times: list[float] = []
+    try:
+        torch.set_num_threads(1)
+        with torch.inference_mode():
+            probe(x)
+            timer = benchmark.Timer(stmt="probe(x)", globals={"probe": probe, "x": x}, num_threads=1)
+            for _ in range(5):  # in rounds, as sub-networks are timed
+                times += timer.blocked_autorange(min_run_time=seconds / 5).times
+    finally:
+        torch.set_num_threads(original_threads)
+    q1, median, q3 = np.percentile(times, [25, 50, 75])
+    return float((q3 - q1) / median)
 
 
 def busy_cores(interval: float = 0.3) -> float | None:

@@ -12,8 +12,8 @@ import pytest
 import torch
 from helpers import ToySupernet, tiny_supernet
 
-from nastools.evaluation import COLUMNS, Evaluator, wide
-from nastools.hardware import HardwareConfig, LookupTableHardware, host_id
+from nastools.evaluation import COLUMNS, BusyMachineWarning, Evaluator, wide
+from nastools.hardware import HardwareConfig, LookupTableHardware, busy_cores, host_id
 from nastools.objectives import Objective
 from nastools.proxies import naswot
 from nastools.store import ResultStore, StoreError
@@ -366,3 +366,47 @@ def test_proxy_features_give_closed_form_proxies_as_predictor_columns(supernet):
         evaluator.proxy_features("naswot")
     with pytest.raises(ValueError, match="no metric 'flops'"):
         evaluator.proxy_features(["flops"])
+
+
+@pytest.fixture
+def spinning():
+    """Another process keeping a core busy, running once busy_cores sees it (waits for that, no clock)."""
+    child = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        for _ in range(100):
+            if (busy_cores(0.3) or 0.0) >= 0.5:
+                break
+        else:
+            pytest.fail("busy_cores never saw a process spinning on a core")
+        yield child
+    finally:
+        child.kill()
+        child.wait()
+
+
+@pytest.mark.skipif(busy_cores(0.01) is None, reason="busy_cores reads /proc/stat (Linux)")
+def test_a_process_spinning_on_a_core_is_seen_and_latency_timing_warns_first(supernet, spinning):
+    evaluator = Evaluator(supernet, progress=False, busy_interval=1.0)
+    with pytest.warns(BusyMachineWarning, match="cores are busy with other processes.*look-up-table"):
+        table = evaluator.measure(supernet.space.sample(1, rng=0), ["latency_ms"], ["cpu-t1-b1"])
+    assert evaluator.busy >= 0.5 and len(table) == 1  # it warns, and still measures (flagged or not)
+
+
+def test_noisy_timing_on_idle_cores_warns_and_a_steady_probe_does_not(supernet, monkeypatch):
+    # the host's shared cache in use by other machines cannot be staged here: the probe's reading is set
+    import warnings
+
+    import nastools.evaluation as evaluation
+
+    monkeypatch.setattr(evaluation, "busy_cores", lambda interval: 0.0)
+    evaluator = Evaluator(supernet, progress=False, busy_interval=0.05)
+    arch = supernet.space.sample(1, rng=0)
+    monkeypatch.setattr(evaluation, "timing_noise", lambda seconds: 0.41)
+    with pytest.warns(BusyMachineWarning, match="probe varies 41% .* no process here keeps a core busy"):
+        evaluator.measure(arch, ["latency_ms"], ["cpu-t1-b1"])
+    assert evaluator.timing_noise == 0.41
+    monkeypatch.setattr(evaluation, "timing_noise", lambda seconds: 0.03)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BusyMachineWarning)
+        evaluator.measure(supernet.space.sample(1, rng=1), ["latency_ms"], ["cpu-t1-b1"])
+    assert evaluator.timing_noise == 0.03
