@@ -135,6 +135,7 @@ class Evaluator:
         self.busy: float | None = None
         #: The probe's relative spread at the last check (None: not checked, or the cores were busy).
         self.timing_noise: float | None = None
+        self._warned: set[str] = set()
 
     def __repr__(self) -> str:
         return f"Evaluator({self.supernet.supernet_id!r}, store={self.store})"
@@ -331,7 +332,11 @@ class Evaluator:
         return pd.DataFrame([{c: row.get(c) for c in COLUMNS} for row in rows], columns=COLUMNS)
 
     def _check_quiet(self) -> None:
-        """Warn, once per call that times latency, when other processes keep cores busy."""
+        """Before timing latency: warn when other processes keep cores busy, or timing is noisy.
+
+        Each cause is warned of once per Evaluator (a search times latency every generation);
+        :attr:`busy` and :attr:`timing_noise` hold the last check's readings.
+        """
         if self.busy_interval <= 0:
             return
         busy = self.busy = busy_cores(self.busy_interval)
@@ -340,6 +345,9 @@ class Evaluator:
             "(notebooks/params/teaching.yaml)"
         )
         if busy is not None and busy >= BUSY_CORES:
+            if "busy" in self._warned:
+                return
+            self._warned.add("busy")
             warnings.warn(
                 f"{busy:.1f} of {os.cpu_count()} CPU cores are busy with other processes: latency timed now "
                 f"is noise (it can read many times slower, and flagged); {what_to_do}",
@@ -348,9 +356,10 @@ class Evaluator:
             )
             return
         noise = self.timing_noise = timing_noise(self.busy_interval)
-        if noise > NOISY_TIMING:
+        if noise > NOISY_TIMING and "noisy" not in self._warned:
+            self._warned.add("noisy")
             warnings.warn(
-                f"timing on this machine is noisy: a fixed probe varies {noise:.0%} between runs (above "
+                f"timing on this machine is noisy: a fixed probe varies {noise:.1%} between runs (above "
                 f"{NOISY_TIMING:.0%}) though no process here keeps a core busy, most likely other machines "
                 f"using the host's shared cache; much latency timed now will be flagged; {what_to_do}",
                 BusyMachineWarning,

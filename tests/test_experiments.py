@@ -292,6 +292,24 @@ def test_open_experiment_shares_one_store(tmp_path):
     assert second.task == Objective("score", "max")
 
 
+def test_the_latency_note_counts_timed_measurements_and_says_what_flags_mean(tmp_path):
+    exp = ex.open_experiment("00_a", tmp_path, "helpers:toy_supernet")
+    assert exp.latency_note() == ""  # nothing timed: nothing to say
+    keys = [exp.space.key(a) for a in exp.space.sample(3, rng=0)]
+    base = {"supernet_id": exp.supernet.supernet_id, "checkpoint_hash": exp.supernet.checkpoint_hash,
+            "metric": "latency_ms"}  # fmt: skip
+    exp.store.add([
+        {**base, "arch": keys[0], "hardware": "cpu-t1-b1", "host": "h", "value": 2.0, "flagged": False},
+        {**base, "arch": keys[1], "hardware": "lut-note10", "host": "", "value": 9.0, "flagged": False},
+    ])  # fmt: skip
+    assert exp.latency_flags() == {"latency_measured": 1, "latency_flagged": 0}  # a table is never timed
+    assert "**0 of 1**" in exp.latency_note() and "none was noisy" in exp.latency_note()
+    noisy = {**base, "arch": keys[2], "hardware": "cpu-t1-b1", "host": "h", "value": 3.0, "flagged": True}
+    exp.store.add([noisy])
+    note = exp.latency_note()
+    assert "**1 of 2**" in note and "BusyMachineWarning" in note and "teaching profile" in note
+
+
 def test_open_experiment_from_a_checkpoint_path_gives_its_reader_no_data_dir(tmp_path):
     checkpoint = Path(__file__).resolve().parents[1] / "data" / "digits-mbv3.pt"
     exp = ex.open_experiment("nb", tmp_path, str(checkpoint), data_dir=tmp_path / "ofa-files")

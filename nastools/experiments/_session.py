@@ -180,8 +180,9 @@ class Experiment:
         verdict = (
             "none was noisy"
             if not flagged
-            else "on a busy machine they can rank sub-networks wrongly: rerun on a quiet machine, or use the "
-            "teaching profile (look-up tables, MACs)"
+            else "measured on a busy machine (or a shared host whose other machines used its cache: the "
+            "Evaluator's BusyMachineWarning says which) they can rank sub-networks wrongly: rerun on a quiet "
+            "machine, or use the teaching profile (look-up tables, MACs)"
         )
         return (
             f"\n* Latency: **{flagged} of {measured}** timed measurements in the store are flagged noisy "
