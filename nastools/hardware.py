@@ -184,7 +184,7 @@ def timing_noise(seconds: float = 0.3) -> float:
     """How much this machine's timing varies: the relative spread (IQR / median) of a fixed probe.
 
     The probe is a chain of linear layers whose weights fill half the last-level cache, timed on
-    one thread in blocks as :func:`measure_latencies` times a sub-network. On a shared host the
+    one thread by :func:`measure_latencies`, as a sub-network is. On a shared host the
     cores can be idle while other machines (VMs) use the shared cache: :func:`busy_cores` sees
     nothing, yet sub-networks whose weights live in that cache vary by 30-40 % between blocks
     (measured here: 41 % for a 16 MiB probe while 1 MiB and 64 MiB ones varied 3-5 %). Above the
@@ -197,19 +197,8 @@ def timing_noise(seconds: float = 0.3) -> float:
     """
     probe = _noise_probe()
     x = torch.zeros(1, probe[0].in_features)
-    original_threads = torch.get_num_threads()
-    times: list[float] = []
-    try:
-        torch.set_num_threads(1)
-        with torch.inference_mode():
-            probe(x)
-            timer = benchmark.Timer(stmt="probe(x)", globals={"probe": probe, "x": x}, num_threads=1)
-            for _ in range(5):  # in rounds, as sub-networks are timed
-                times += timer.blocked_autorange(min_run_time=seconds / 5).times
-    finally:
-        torch.set_num_threads(original_threads)
-    q1, median, q3 = np.percentile(times, [25, 50, 75])
-    return float((q3 - q1) / median)
+    (timing,) = measure_latencies([probe], [x], HardwareConfig(threads=1), min_run_time=seconds)
+    return timing.spread_ms / timing.median_ms
 
 
 def busy_cores(interval: float = 0.3) -> float | None:
