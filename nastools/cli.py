@@ -1,4 +1,4 @@
-"""The ``nastools`` command line: search, measure, front, export, notebooks, train, quickstart.
+"""The ``nastools`` command line: search, measure, front, export, notebooks, train, quickstart, data, store.
 
 Arguments are parsed and checked before anything heavy is imported, so ``--help`` and argument
 errors answer at once even on a busy machine; torch and the rest load only for a verb that runs.
@@ -10,14 +10,20 @@ Example::
         --tactic concurrent --budget 100 --store results/cli.sqlite --search-id concurrent-s0
     nastools front --store results/cli.sqlite --search-id concurrent-s0
     nastools export --store results/cli.sqlite --search-id concurrent-s0 --rank 0 --out exported/
+    nastools data fetch      # public files the built-in supernets use, into the cache (`data list`)
+    nastools store copy results/cli.sqlite backup.sqlite    # also `store merge SRC... --into DST`
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+
+from nastools._outputs import check_output_dir, check_output_file
 
 __all__ = ["main"]
 
@@ -25,13 +31,18 @@ _DELEGATED = {
     "notebooks": ("nastools.experiments.runner", "main"),
     "train": ("nastools.training", "main"),
     "quickstart": ("nastools.experiments.quickstart", "main"),
+    "data": ("nastools.datasets", "main"),
+    "store": ("nastools.store._cli", "main"),
 }
 
-_OBJECTIVES_HELP = "objectives as label:direction, e.g. top1:max latency_ms@cpu-t1-b1:min"
+_OBJECTIVES_HELP = (
+    "objectives as label:direction, each once, e.g. top1:max latency_ms@cpu-t1-b1:min; the first is what "
+    "'front' sorts by and 'export --rank' ranks by"
+)
 
 
 def _objectives(items: Sequence[str]) -> dict[str, str]:
-    spec = {}
+    spec: dict[str, str] = {}
     for item in items:
         label, sep, direction = item.rpartition(":")
         if not sep or not label:
@@ -39,6 +50,11 @@ def _objectives(items: Sequence[str]) -> dict[str, str]:
         if direction not in ("min", "max"):
             raise argparse.ArgumentTypeError(
                 f"objective {item!r}: the direction is min or max, got {direction!r}"
+            )
+        if label in spec:
+            raise argparse.ArgumentTypeError(
+                f"objective {label!r} is given twice ({label}:{spec[label]} and {item}); "
+                "give each objective once"
             )
         spec[label] = direction
     return spec
@@ -85,10 +101,18 @@ def _parser() -> argparse.ArgumentParser:
     measure = verbs.add_parser("measure", help="measure metrics of sub-networks into a store, print them")
     supernet_options(measure)
     measure.add_argument(
-        "--metrics", nargs="+", default=None, help="metric names (default: task metrics, macs, params)"
+        "--metrics",
+        nargs="+",
+        default=None,
+        help="metric names (default: task metrics, macs, params, and latency_ms when --hardware is given)",
     )
     measure.add_argument(
-        "--hardware", nargs="*", default=[], help="hardware keys for latency_ms, e.g. cpu-t1-b1"
+        "--hardware",
+        nargs="*",
+        default=[],
+        help="hardware keys to time per-hardware metrics (latency_ms) on, e.g. cpu-t1-b1; without --metrics "
+        "latency_ms is measured on each, since naming hardware asks for what depends on it; with --metrics, "
+        "name latency_ms there too",
     )
     group = measure.add_mutually_exclusive_group()
     group.add_argument("--n-archs", type=_positive, default=4, help="random sub-networks (with --seed)")
@@ -103,13 +127,23 @@ def _parser() -> argparse.ArgumentParser:
     front.add_argument("--supernet", help="how to load the search's supernet (default: its stored id)")
     front.add_argument("--data-dir", help="folder of public files the search's supernet uses")
     front.add_argument("--csv", help="also write the front to this CSV file")
+    front.add_argument(
+        "--by", metavar="LABEL", help="sort by this objective, best first (default: the search's first)"
+    )
 
     export = verbs.add_parser("export", help="write a chosen sub-network as PyTorch, TorchScript and ONNX")
     export.add_argument("--store", required=True)
     export.add_argument("--search-id", required=True)
     which = export.add_mutually_exclusive_group(required=True)
-    which.add_argument("--rank", type=int, help="the front's n-th sub-network, by the first objective")
+    which.add_argument(
+        "--rank",
+        type=int,
+        help="the front's n-th sub-network (0: the best) by --by, else by the first objective",
+    )
     which.add_argument("--arch", help="an arch key")
+    export.add_argument(
+        "--by", metavar="LABEL", help="with --rank: the objective that ranks the front (default: the first)"
+    )
     export.add_argument("--out", required=True, help="output folder")
     export.add_argument(
         "--formats", nargs="+", default=["pt", "torchscript", "onnx"], choices=["pt", "torchscript", "onnx"]
@@ -129,6 +163,14 @@ def _parser() -> argparse.ArgumentParser:
         "quickstart", help="measure a few sub-networks on two CPU configs (see --help)", add_help=False
     )
     quickstart.add_argument("args", nargs=argparse.REMAINDER)
+    data = verbs.add_parser(
+        "data", help="list or fetch the public files some supernets use (see --help)", add_help=False
+    )
+    data.add_argument("args", nargs=argparse.REMAINDER)
+    store = verbs.add_parser(
+        "store", help="copy a result store, or merge stores, while in use (see --help)", add_help=False
+    )
+    store.add_argument("args", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -165,7 +207,8 @@ def _search(args: argparse.Namespace) -> int:
     if args.initial_search:
         params["initial_archs"] = best_population(evaluator.store, args.initial_search, supernet.space)
     tactic = make_tactic(args.tactic, supernet.space, objectives, args.budget, **params)
-    run_tactic(tactic, evaluator, search_id=args.search_id)
+    with _warnings_as_lines("search"):
+        run_tactic(tactic, evaluator, search_id=args.search_id)
     _print(tactic.results().query("front").drop(columns="front"))
     print(f"{tactic.n_validated} validated; stored in {args.store} as {args.search_id!r}")
     return 0
@@ -182,22 +225,41 @@ def _measure(args: argparse.Namespace) -> int:
     if args.extremes:
         archs = [*supernet.extremes(), *archs]
     evaluator = Evaluator(supernet, args.store)
-    table = wide(evaluator.measure(archs, args.metrics, args.hardware))
+    metrics = args.metrics
+    if args.hardware:
+        timed = [m.name for m in evaluator.metrics(metrics) if m.per_hardware]
+        if metrics is None:  # naming hardware asks for what depends on it
+            metrics = [m.name for m in evaluator.metrics(None)] + ["latency_ms"]
+        elif not timed:
+            raise ValueError(
+                f"--hardware {' '.join(args.hardware)} is only used by per-hardware metrics, and --metrics "
+                f"{' '.join(args.metrics)} names none: add latency_ms to --metrics, or drop --hardware"
+            )
+    with _warnings_as_lines("measure"):
+        table = wide(evaluator.measure(archs, metrics, args.hardware))
     _print(table)
     return 0
 
 
 def _stored_search(store_path: str, search_id: str, supernet: str | None, data_dir: str | None):
-    """The search's supernet, evaluator and results table (validated archs with their objectives)."""
+    """The search's supernet, evaluator, results table (validated archs with their objectives), objectives.
+
+    The objectives come in the order the search was given them, except in stores written before
+    that order was kept (a dict, serialised with sorted keys): those come with a one-line note.
+    """
+    from collections.abc import Mapping
+
     import pandas as pd
 
     from nastools.analysis import front_mask
     from nastools.evaluation import Evaluator
+    from nastools.objectives import parse_objectives
     from nastools.store import ResultStore
     from nastools.supernet import load_supernet
 
     store = ResultStore(store_path, read_only=True)
     record = store.search(search_id)
+    store.require_measurements(search_id)  # deleted rows are named, not re-measured into a read-only store
     options = {"data_dir": data_dir} if data_dir else {}
     try:
         supernet = load_supernet(supernet or record["supernet_id"], **options)
@@ -210,7 +272,14 @@ def _stored_search(store_path: str, search_id: str, supernet: str | None, data_d
             f"search {search_id!r} searched {record['supernet_id']!r}, not {supernet.supernet_id!r}"
         )
     evaluator = Evaluator(supernet, store, progress=False)
-    objectives = record["config"]["objectives"]
+    stored = record["config"]["objectives"]
+    objectives = parse_objectives(stored)
+    if isinstance(stored, Mapping):
+        print(
+            f"note: search {search_id!r} was stored before nastools kept the order of objectives: "
+            f"{[o.label for o in objectives]} may be in alphabetical order, not the one given; "
+            "pass --by to choose the objective"
+        )
     keys = store.validations(search_id)
     values = evaluator.values([supernet.space.from_key(k) for k in keys], objectives) if keys else {}
     table = pd.DataFrame({"arch": keys, **values})
@@ -218,12 +287,30 @@ def _stored_search(store_path: str, search_id: str, supernet: str | None, data_d
     return supernet, evaluator, table, objectives
 
 
+def _ranked_front(table, objectives, by: str | None):
+    """The front's rows best first by the objective ``by`` (default: the first), and what ranked it.
+
+    Ties are broken by the other objectives in order, so every rank is reproducible.
+    """
+    labels = [o.label for o in objectives]
+    label = labels[0] if by is None else by
+    if label not in labels:
+        raise ValueError(f"--by {label}: the search's objectives are {labels}")
+    order = sorted(objectives, key=lambda o: o.label != label)  # stable: the others keep their order
+    front = (
+        table[table["front"]]
+        .drop(columns="front")
+        .sort_values([o.label for o in order], ascending=[o.direction == "min" for o in order], kind="stable")
+    )
+    chosen = order[0]
+    which = "the search's first objective" if label == labels[0] else "--by"
+    return front, f"{chosen.label} ({chosen.direction}, {which})"
+
+
 def _front(args: argparse.Namespace) -> int:
     _, _, table, objectives = _stored_search(args.store, args.search_id, args.supernet, args.data_dir)
-    first = next(iter(objectives))
-    front = (
-        table[table["front"]].drop(columns="front").sort_values(first, ascending=objectives[first] == "min")
-    )
+    front, ranked_by = _ranked_front(table, objectives, args.by)
+    print(f"front of {args.search_id!r}: {len(front)} sub-networks, best first by {ranked_by}")
     _print(front)
     if args.csv:
         front.to_csv(args.csv, index=False)
@@ -238,21 +325,35 @@ def _export(args: argparse.Namespace) -> int:
         args.store, args.search_id, args.supernet, args.data_dir
     )
     if args.arch:
+        if args.by is not None:
+            raise ValueError("--by chooses what --rank ranks by; with --arch, drop --by")
         key = args.arch
     else:
-        first = next(iter(objectives))
-        front = table[table["front"]].sort_values(first, ascending=objectives[first] == "min")
+        front, ranked_by = _ranked_front(table, objectives, args.by)
         if not 0 <= args.rank < len(front):
             raise ValueError(
                 f"--rank {args.rank}: the front of {args.search_id!r} has {len(front)} sub-networks"
             )
         key = front["arch"].iloc[args.rank]
+        print(f"rank {args.rank} of the {len(front)} on the front of {args.search_id!r}, by {ranked_by}")
     written = export_subnet(
         supernet, supernet.space.from_key(key), args.out, formats=args.formats, store=evaluator.store
     )
     for path in written:
         print(f"wrote {path}")
     return 0
+
+
+@contextlib.contextmanager
+def _warnings_as_lines(verb: str) -> Iterator[None]:
+    """Show each warning raised inside as one line on stderr: ``nastools VERB: warning: ...``."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"nastools {verb}: warning: {str(message).splitlines()[0]}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
 
 
 def _print(table) -> None:
@@ -276,9 +377,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             _objectives(args.objectives)
         except argparse.ArgumentTypeError as error:
             parser.error(str(error))
+    try:  # before any work: an output that cannot be written is an argument error
+        if args.verb == "front" and args.csv:
+            check_output_file(args.csv, "--csv")
+        if args.verb == "export":
+            check_output_dir(args.out, "--out")
+    except OSError as error:
+        parser.error(str(error))
     try:
         return {"search": _search, "measure": _measure, "front": _front, "export": _export}[args.verb](args)
-    except (ValueError, FileNotFoundError, argparse.ArgumentTypeError) as error:
+    except (ValueError, OSError, argparse.ArgumentTypeError) as error:  # OSError: names its path
         print(f"nastools {args.verb}: error: {str(error).splitlines()[0]}", file=sys.stderr)
         return 1
 

@@ -29,7 +29,11 @@ class HypervolumeIndicator:
 
     Args:
         objectives: E.g. ``{"top1": "max", "macs": "min"}``.
-        bounds: ``{label: (low, high)}`` for every objective, in natural units.
+        bounds: ``{label: (low, high)}`` for every objective, in natural units; finite, with
+            ``low < high``.
+
+    Raises:
+        ValueError: A missing, NaN, infinite or empty (``low >= high``) bound.
 
     Example:
         >>> hv = HypervolumeIndicator({"top1": "max", "macs": "min"},
@@ -49,6 +53,11 @@ class HypervolumeIndicator:
             if objective.label not in bounds:
                 raise ValueError(f"no bounds given for objective {objective.label!r}")
             lo, hi = (float(b) for b in bounds[objective.label])
+            if not (np.isfinite(lo) and np.isfinite(hi)):
+                raise ValueError(
+                    f"bounds for {objective.label!r} must be finite numbers, got ({lo}, {hi}): give the "
+                    "metric's real range, or measure the space's extremes (analysis.reference_bounds)"
+                )
             if not hi > lo:
                 raise ValueError(f"bounds for {objective.label!r} must satisfy low < high, got ({lo}, {hi})")
             low.append(lo)

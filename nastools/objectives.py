@@ -91,9 +91,13 @@ def parse_objectives(
 ) -> tuple[Objective, ...]:
     """Normalise an objective specification to a tuple of :class:`Objective`.
 
+    The order is kept: the first objective is the one a front is sorted and ranked by.
+
     Args:
         spec: ``{"top1": "max", "latency_ms@cpu-t1-b1": "min"}``, or a sequence of
-            :class:`Objective`, ``(metric, direction)`` or ``(metric, direction, hardware)``.
+            :class:`Objective`, ``(label, direction)`` or ``(metric, direction, hardware)`` (tuples
+            or lists: ``[["top1", "max"], ["latency_ms@cpu-t1-b1", "min"]]`` is how a search's
+            objectives are stored, see :meth:`Tactic.config <nastools.search.Tactic.config>`).
 
     Returns:
         The objectives in the given order.
@@ -104,6 +108,8 @@ def parse_objectives(
     Example:
         >>> [o.label for o in parse_objectives({"top1": "max", "latency_ms@cpu-t1-b1": "min"})]
         ['top1', 'latency_ms@cpu-t1-b1']
+        >>> parse_objectives([["macs", "min"], ["top1", "max"]])[0]
+        Objective(metric='macs', direction='min', hardware=None)
     """
     if isinstance(spec, str):
         raise ValueError(f"objectives must be a mapping or a list of Objective, got the string {spec!r}")
@@ -114,7 +120,9 @@ def parse_objectives(
         for item in spec:
             if isinstance(item, Objective):
                 objectives.append(item)
-            elif isinstance(item, tuple) and len(item) in (2, 3):
+            elif isinstance(item, (tuple, list)) and len(item) == 2:
+                objectives.append(Objective.from_label(*item))
+            elif isinstance(item, (tuple, list)) and len(item) == 3:
                 objectives.append(Objective(*item))
             else:
                 raise ValueError(f"cannot read an objective from {item!r}; use Objective(metric, direction)")

@@ -89,9 +89,9 @@ class SearchSpace:
         conditions: When dependent parameters are active (see :class:`Condition`).
 
     Raises:
-        ValueError: For a parameter without choices, repeated or mixed-type choices, a name
-            holding ',' or '=', a condition naming an unknown parameter or value, two conditions
-            on one parameter, or a cycle.
+        ValueError: For a parameter without choices, repeated, mixed-type or non-finite (NaN,
+            infinite) choices, a name holding ',' or '=', a condition naming an unknown parameter or
+            value or no value at all, two conditions on one parameter, or a cycle.
 
     Example:
         >>> space = SearchSpace({"d": [1, 2], "k_0": [3, 5], "k_1": [3, 5], "act": ["relu", "gelu"]},
@@ -150,8 +150,10 @@ class SearchSpace:
                 f"parameter {name!r} mixes choice types {types} in {list(values)}: "
                 "give one type per parameter"
             )
-        if types == ["float"] and any(math.isnan(v) for v in values):
-            raise ValueError(f"parameter {name!r} has a NaN choice")
+        if types == ["float"] and not all(math.isfinite(v) for v in values):
+            bad = next(v for v in values if not math.isfinite(v))
+            what = "a NaN choice" if math.isnan(bad) else f"an infinite choice ({bad})"
+            raise ValueError(f"parameter {name!r} has {what} in {list(values)}: use finite numbers")
         if types == ["str"] and any(sep in v for v in values for sep in _KEY_SEPARATORS):
             raise ValueError(
                 f"parameter {name!r}: string choices may not contain ',' or '=' ({list(values)})"
@@ -170,6 +172,12 @@ class SearchSpace:
         if condition.parameter in self.conditions:
             raise ValueError(f"parameter {condition.parameter!r} has two conditions; give one per parameter")
         controller = condition.controller
+        if not condition.values and not self._derived:
+            raise ValueError(
+                f"condition on {condition.parameter!r} lists no value of {controller!r}, so "
+                f"{condition.parameter!r} could never be active: give the {controller!r} values that switch "
+                f"it on, or leave {condition.parameter!r} out of the space"
+            )
         outside = [v for v in condition.values if not self._allowed(controller, v)]
         if outside:
             raise ValueError(
@@ -332,6 +340,10 @@ class SearchSpace:
             name, sep, text = item.partition("=")
             if not sep or name not in self._by_text:
                 raise ValueError(f"not an arch key of this space: {key[:80]!r} (item {item[:40]!r})")
+            if name in arch:
+                raise ValueError(
+                    f"arch key gives {name!r} twice ({item[:40]!r} again): give each parameter once"
+                )
             placeholder = self._placeholders[name]
             if text not in self._by_text[name] and text != str(placeholder):
                 raise ValueError(
@@ -486,7 +498,7 @@ class SearchSpace:
             Condition(c.parameter, c.controller, tuple(v for v in c.values if v in new_choices[c.controller]))
             for c in self.conditions.values()
         ]
-        restricted = SearchSpace(new_choices, conditions)
+        restricted = SearchSpace._derive(new_choices, conditions)
         restricted._placeholders = dict(self._placeholders)
         return restricted
 
@@ -504,8 +516,22 @@ class SearchSpace:
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> SearchSpace:
         """Inverse of :meth:`to_dict`."""
-        space = cls(data["choices"], [Condition(p, c, tuple(v)) for p, c, v in data.get("conditions", [])])
+        conditions = [Condition(p, c, tuple(v)) for p, c, v in data.get("conditions", [])]
+        space = cls._derive(data["choices"], conditions)
         space._placeholders.update(data.get("placeholders", {}))
+        return space
+
+    #: True for a space derived from another (:meth:`restrict`, :meth:`from_dict`), where a
+    #: condition may list no value: the restriction left that parameter never active.
+    _derived = False
+
+    @classmethod
+    def _derive(
+        cls, choices: Mapping[str, Sequence[Hashable]], conditions: Iterable[Condition]
+    ) -> SearchSpace:
+        space = cls.__new__(cls)
+        space._derived = True
+        space.__init__(choices, conditions)
         return space
 
 

@@ -14,8 +14,9 @@ import hashlib
 import importlib
 import inspect
 import pkgutil
+import zipfile
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,13 +32,16 @@ if TYPE_CHECKING:
     from nastools.hardware import Hardware
 
 __all__ = [
+    "CHECKPOINT_VERSION",
     "ENTRY_POINT_GROUP",
     "Supernet",
+    "check_finite_weights",
     "count_macs",
     "count_params",
     "default_supernet",
     "file_hash",
     "load_supernet",
+    "load_weights_file",
     "register_supernet",
     "supernet_names",
 ]
@@ -93,7 +97,11 @@ class Supernet(ABC):
         metadata: Anything stored with the checkpoint (configs, training log, report).
         metrics: The task metrics it declares (name, direction, unit, kind): what :meth:`evaluate` measures.
         parameter_descriptions: Meaning of each parameter-name prefix (``"ks"``: kernel size of a
-            block), for tables.
+            block), for tables; every key names a prefix of the space's parameters.
+        choice_order: For parameters with string choices (an activation, a block type): their values
+            from the one that gives the smallest network to the one that gives the largest, by
+            parameter name or prefix (``{"act": ["relu", "gelu"]}``). :meth:`extremes` needs it for
+            every string parameter, unless the family overrides :meth:`extremes`.
     """
 
     supernet_id: str
@@ -102,6 +110,7 @@ class Supernet(ABC):
     metadata: dict[str, Any]
     metrics: tuple[Metric, ...]
     parameter_descriptions: Mapping[str, str] = {}
+    choice_order: Mapping[str, Sequence[Hashable]] = {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.supernet_id!r}, {self.space})"
@@ -185,14 +194,42 @@ class Supernet(ABC):
         """The smallest and the largest sub-network of ``space`` (default: the supernet's space).
 
         The default takes every numeric parameter at its smallest and largest value (``False`` and
-        ``True`` for booleans, the first and last choice for strings); override it where larger
-        values do not mean a larger network. These bound the hypervolume boxes.
+        ``True`` for booleans) and every string parameter at the first and last of its values in
+        :attr:`choice_order`; override it where larger values do not mean a larger network. These
+        bound the hypervolume boxes.
+
+        Raises:
+            ValueError: A string parameter without a :attr:`choice_order` (which string is "larger"
+                is the family's to say), or an order that lacks some of its choices.
         """
         space = space if space is not None else self.space
         low, high = {}, {}
+        unordered = []
         for name, choices in space.choices.items():
-            ordered = sorted(choices) if space.types[name] != "str" else list(choices)
+            if space.types[name] != "str":
+                ordered = sorted(choices)
+            else:
+                prefix = name.split("_")[0]
+                declared = self.choice_order.get(name, self.choice_order.get(prefix))
+                if declared is None:
+                    unordered.append(name)
+                    continue
+                declared = list(declared)
+                missing = [c for c in choices if c not in declared]
+                if missing:
+                    raise ValueError(
+                        f"{type(self).__name__}.choice_order lacks {missing} of parameter {name!r}: list "
+                        f"all of {list(choices)}, the smallest network's first"
+                    )
+                ordered = sorted(choices, key=declared.index)
             low[name], high[name] = ordered[0], ordered[-1]
+        if unordered:
+            raise ValueError(
+                f"extremes() cannot tell the smallest and largest network of {self.supernet_id!r}: string "
+                f"parameter(s) {unordered[:5]} have no size order; give {type(self).__name__} a "
+                f"choice_order (e.g. {{{unordered[0].split('_')[0]!r}: [the smallest network's value, ..., "
+                "the largest's]}) or override extremes()"
+            )
         return space.canonical(low), space.canonical(high)
 
     def lookup_tables(self) -> dict[str, Hardware]:
@@ -382,12 +419,76 @@ def load_supernet(name: str | Path | Supernet, **options: Any) -> Supernet:
     )
 
 
+#: The newest checkpoint format this nastools reads; a checkpoint without a ``version`` is version 1.
+CHECKPOINT_VERSION = 1
+
+
+def load_weights_file(path: str | Path, what: str = "checkpoint") -> Any:
+    """``torch.load`` a checkpoint file (weights only, onto the CPU) after checking its stored checksums.
+
+    ``torch.load`` does not check the CRC-32 its zip format stores for every record, so a damaged
+    copy loads, with wrong weights; this reads the file once more and compares them.
+
+    Args:
+        path: The file.
+        what: What it should be, for the message (``"nastools supernet checkpoint"``).
+
+    Raises:
+        ValueError: A record's checksum does not match its bytes, or the file does not load (one line).
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.NamedTemporaryFile(suffix=".pt") as file:
+        ...     torch.save({"w": torch.ones(2)}, file.name)
+        ...     load_weights_file(file.name)
+        {'w': tensor([1., 1.])}
+    """
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except zipfile.BadZipFile:
+        damaged = None  # torch's legacy format, or not a checkpoint: torch.load says which
+    if damaged is not None:
+        raise ValueError(
+            f"{path} is damaged: the checksum of its record {damaged!r} does not match its bytes (a broken "
+            "copy or download); copy or download the checkpoint again"
+        )
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any failure here means an unusable file
+        raise ValueError(
+            f"{path} is not a readable {what} ({type(error).__name__}: "
+            f"{str(error).splitlines()[0][:120] if str(error) else 'no detail'})"
+        ) from error
+
+
+def check_finite_weights(path: str | Path, state_dict: Mapping[str, Any]) -> None:
+    """Raise if a floating-point tensor of ``state_dict`` holds a NaN or an infinity (naming the tensor).
+
+    Example:
+        >>> check_finite_weights("net.pt", {"fc.weight": torch.tensor([1.0, float("nan")])})
+        Traceback (most recent call last):
+        ...
+        ValueError: net.pt: weight 'fc.weight' has 1 non-finite value(s) (NaN or infinity) ...
+    """
+    for name, tensor in state_dict.items():
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point():
+            bad = int((~torch.isfinite(tensor)).sum())
+            if bad:
+                raise ValueError(
+                    f"{path}: weight {name!r} has {bad} non-finite value(s) (NaN or infinity) of "
+                    f"{tensor.numel()}; its training diverged or the file is damaged: use another checkpoint"
+                )
+
+
 def load_checkpoint(path: str | Path, **options: Any) -> Supernet:
     """Load a nastools checkpoint: its header's ``kind`` names the family that reads it.
 
     Raises:
         FileNotFoundError: ``path`` is not a file (a folder or missing); the message says how to make one.
-        ValueError: The file is not a readable nastools checkpoint, or no family reads its kind.
+        ValueError: The file is not a readable nastools checkpoint (damaged: a checksum does not
+            match; a format version newer than :data:`CHECKPOINT_VERSION`), or no family reads its kind.
     """
     path = Path(path).expanduser()
     if path.is_dir():
@@ -397,15 +498,17 @@ def load_checkpoint(path: str | Path, **options: Any) -> Supernet:
             f"supernet checkpoint {path} does not exist; train one (python -m nastools.training --help) "
             "or pass the path of an existing one"
         )
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any failure here means an unusable file
-        raise ValueError(
-            f"{path} is not a readable nastools supernet checkpoint ({type(error).__name__}: "
-            f"{str(error).splitlines()[0][:120] if str(error) else 'no detail'})"
-        ) from error
+    payload = load_weights_file(path, "nastools supernet checkpoint")
     if not isinstance(payload, dict) or payload.get("format") != "nastools-supernet":
         raise ValueError(f"{path} is not a nastools supernet checkpoint (no 'nastools-supernet' header)")
+    version = payload.get("version", 1)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(f"{path}: unreadable checkpoint version {version!r} (a positive integer expected)")
+    if version > CHECKPOINT_VERSION:
+        raise ValueError(
+            f"{path} is a version-{version} nastools checkpoint; this nastools reads versions up to "
+            f"{CHECKPOINT_VERSION}: upgrade nastools (pip install -U nastools)"
+        )
     loaders = _checkpoint_loaders()
     kind = payload.get("kind")
     if kind not in loaders:

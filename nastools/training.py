@@ -34,6 +34,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nastools._outputs import check_output_file
+
 if TYPE_CHECKING:  # imported where used, so that --help and argument errors answer before torch loads
     import numpy as np
     import torch
@@ -298,6 +300,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     if out.exists() and not args.overwrite:
         parser.error(f"{out} exists; pass --overwrite to replace it (data/*.pt are the shipped checkpoints)")
+    try:  # before the training, not after it
+        check_output_file(out, "--out")
+    except OSError as error:
+        parser.error(str(error))
     overrides = {
         k: getattr(args, k) for k in ("strategy", "epochs", "seed", "threads") if getattr(args, k) is not None
     }
@@ -314,7 +320,13 @@ def main(argv: list[str] | None = None) -> int:
 
     net, task, log = train_supernet(recipe, config)
     data_config = recipe.data_config or DigitsConfig()
-    path = save_checkpoint(out, recipe.kind, net, data_config, config, log, {})  # kept if the checks fail
+    try:
+        path = save_checkpoint(out, recipe.kind, net, data_config, config, log, {})  # kept if the checks fail
+    except (OSError, RuntimeError) as error:  # torch's writer reports a failed write as a RuntimeError
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        parser.exit(
+            1, f"{parser.prog}: error: the trained supernet could not be written to {out}: {reason}\n"
+        )
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) after {log['seconds']:.0f} s of training")
     if args.report:
         from nastools.supernets._checks import supernet_report

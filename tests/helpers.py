@@ -44,6 +44,7 @@ class ToySupernet(Supernet):
     metadata: dict = {}
     metrics = (Metric("score", "max", "points", "width plus a bonus for gelu"),)
     parameter_descriptions = {"width": "hidden units", "act": "activation", "bias": "hidden bias"}
+    choice_order = {"act": ("relu", "gelu")}  # GELU scores the bonus: the "larger" network
 
     def __init__(self, widths=(4, 8, 16)) -> None:
         self.space = SearchSpace({"width": list(widths), "act": ["relu", "gelu"], "bias": [True, False]})

@@ -4,7 +4,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ from nastools.evaluation import COLUMNS, BusyMachineWarning, Evaluator, wide
 from nastools.hardware import HardwareConfig, LookupTableHardware, busy_cores, host_id
 from nastools.objectives import Objective
 from nastools.proxies import naswot
-from nastools.store import ResultStore, StoreError
+from nastools.store import ResultStore
 
 # Small forward passes on shared cores: one thread is fastest and steadiest (conftest's fixture).
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -325,27 +324,35 @@ def test_killed_measurement_resumes_without_loss_or_repeats(supernet, tmp_path):
         from nastools.evaluation import Evaluator
         supernet = tiny_supernet()
         archs = supernet.space.sample(10, rng=7)
-        Evaluator(supernet, {str(path)!r}, progress=False).measure(archs, ["top1", "macs"])
+        evaluator = Evaluator(supernet, {str(path)!r}, progress=False)
+        add, added = evaluator.store.add, []
+
+        def add_then_block_after_four(rows):
+            added.extend(rows)
+            stored = add(rows)
+            if len(added) == 4:  # say so, then wait (never to return) for the parent to kill this process
+                print("stored 4", flush=True)
+                sys.stdin.readline()
+            return stored
+
+        evaluator.store.add = add_then_block_after_four
+        evaluator.measure(archs, ["top1", "macs"])
         """
     )
-    process = subprocess.Popen([sys.executable, "-c", script])
-    stored = 0
+    process = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
-        # wait for 4 stored rows, however long that takes; stop waiting if the child ends by itself
-        while stored < 4 and process.poll() is None:
-            time.sleep(0.05)
-            try:
-                with ResultStore(path, read_only=True) as store:
-                    stored = len(store.measurements())
-            except StoreError:  # not created yet
-                pass
+        signalled = process.stdout.readline()  # waits for the child's word, however long that takes
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
-    assert process.returncode == -signal.SIGKILL, "the child ended before it was killed"
+        process.stdin.close()
+        process.stdout.close()
+    assert signalled == "stored 4\n", f"the child ended (status {process.returncode}) before it was killed"
     store = ResultStore(path)
     before = store.measurements()
-    assert 4 <= len(before) < 20, "the child should have been killed mid-way"
+    assert len(before) == 4, "each measurement is committed as it is made, and the child stopped after 4"
     table = Evaluator(supernet, store, progress=False).measure(
         supernet.space.sample(10, rng=7), ["top1", "macs"]
     )

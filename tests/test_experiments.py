@@ -242,6 +242,34 @@ def test_experiment_names_its_task_and_checks_objectives(supernet, evaluator, tm
     assert exp.stored_search("there", made_by="01_hardware_transfer") == "there"
 
 
+def test_a_notebook_runs_its_default_source_search_when_alone_but_never_replaces_a_named_one(
+    supernet, evaluator, tmp_path
+):
+    exp = ex.Experiment("nb", tmp_path, supernet, evaluator)
+    ran = []
+
+    def run(search_id):  # stands for the other notebook's search (any tactic, recorded under its id)
+        ran.append(search_id)
+        tactic = RandomSearch(supernet.space, {"macs": "min", "params": "min"}, 4, batch_size=2)
+        ex.run_recorded(tactic, evaluator, search_id)
+
+    with pytest.raises(ValueError, match="'mine' is not in .*run notebook 01_hardware_transfer first"):
+        exp.source_search("mine", "concurrent-cpu-t1-b1-s0", "01_hardware_transfer", run)
+    assert ran == [] and not evaluator.store.has_search("concurrent-cpu-t1-b1-s0")
+    assert (
+        exp.source_search(None, "concurrent-cpu-t1-b1-s0", "01_hardware_transfer", run)
+        == "concurrent-cpu-t1-b1-s0"
+    )
+    assert ran == ["concurrent-cpu-t1-b1-s0"] and len(evaluator.store.validations(ran[0])) == 4
+    assert exp.source_search(None, "concurrent-cpu-t1-b1-s0", "01_hardware_transfer", run) == ran[0]
+    assert ran == ["concurrent-cpu-t1-b1-s0"]  # stored now: read, not run again
+    with pytest.raises(ValueError, match="run notebook 03_x first"):
+        exp.source_search(None, "other-s0", "03_x")  # no way to run it here: the loud failure
+    searched = exp.latency_search("cpu-t1-b64", 4, ex.TacticSettings(pop_size=2, n_gen=1), seed=3)
+    assert isinstance(searched, ConcurrentNAS) and searched.seed == 3 and searched.budget == 4
+    assert [o.label for o in searched.objectives] == ["top1", "latency_ms@cpu-t1-b64"]
+
+
 def test_experiment_writes_files(supernet, evaluator, tmp_path):
     import matplotlib
 

@@ -2,6 +2,7 @@
 
 import base64
 import contextlib
+import importlib.util
 import json
 import logging
 import os
@@ -113,9 +114,27 @@ def test_bad_input_is_a_one_line_error(searched):
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # a cap far beyond any machine's speed, so that a broken page fails instead of hanging
 WAIT_MS = int(os.environ.get("NASTOOLS_BROWSER_WAIT_MS", 600_000))
-no_chromium = pytest.mark.skipif(
-    CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)"
-)
+
+
+def _browser_missing() -> str | None:
+    """What the browser tier lacks here (None: it can run)."""
+    if CHROMIUM is None:
+        return "Debian's chromium is not installed (apt-get install chromium)"
+    if importlib.util.find_spec("playwright") is None:
+        return "playwright is not installed (pip install -e '.[browser]')"
+    return None
+
+
+@pytest.fixture
+def browser(request):
+    """Skip where the browser tier cannot run, but fail when it was asked for (``-m browser``)."""
+    missing = _browser_missing()
+    if missing is None:
+        return CHROMIUM
+    expression = request.config.getoption("markexpr") or ""
+    if "browser" in expression and "not browser" not in expression:
+        pytest.fail(f"the browser tier was asked for (-m browser) but cannot run: {missing}", pytrace=False)
+    pytest.skip(missing)
 
 
 def _free_port():
@@ -148,7 +167,8 @@ def _git_repo(work, files):
 @contextlib.contextmanager
 def _lab_page(work, notebook, shots, log_path):
     """JupyterLab serving ``work`` and headless Chromium showing ``notebook``, its kernel idle."""
-    playwright = pytest.importorskip("playwright.sync_api")
+    import playwright.sync_api as playwright
+
     port = _free_port()
     with log_path.open("w") as log:
         # the log is a file, not a pipe: the kernel inherits it, and a full pipe nobody reads blocks it
@@ -248,8 +268,7 @@ def _git_sees_no_change(work, notebook):
 
 
 @pytest.mark.browser
-@no_chromium
-def test_in_jupyterlab_hover_select_export_and_the_file_stays_clean(searched, tmp_path):
+def test_in_jupyterlab_hover_select_export_and_the_file_stays_clean(browser, searched, tmp_path):
     """JupyterLab in headless Chromium, on a store of the user supernet: hover, box-select, export.
 
     Checks, in order: the plotly figure renders in the notebook; hovering a point shows its arch;
@@ -291,8 +310,7 @@ def test_in_jupyterlab_hover_select_export_and_the_file_stays_clean(searched, tm
 
 
 @pytest.mark.browser
-@no_chromium
-def test_a_newcomer_runs_notebook_00_in_the_lab_exports_a_point_and_runs_the_onnx_file(tmp_path):
+def test_a_newcomer_runs_notebook_00_in_the_lab_exports_a_point_and_runs_the_onnx_file(browser, tmp_path):
     """The README's path: the tracked quickstart notebook, Run All in JupyterLab, the explorer at its end.
 
     The notebook runs with its defaults (the embedded supernet, writing to ``results/smoke`` as

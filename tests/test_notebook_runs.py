@@ -14,6 +14,8 @@ import pandas as pd
 import pytest
 
 from nastools.experiments import runner
+from nastools.store import ResultStore
+from nastools.supernet import default_supernet
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SUPERNETS = {
@@ -24,7 +26,24 @@ SUPERNETS = {
 NAMES = runner.notebook_names()
 
 
-@pytest.fixture(scope="module", params=list(SUPERNETS), ids=lambda s: s.split(".")[0])
+def _chosen() -> list[str]:
+    """The supernets to run: ``NASTOOLS_NOTEBOOK_SUPERNETS`` (comma-separated; ``default``: the default one).
+
+    ``make test`` (CI) runs the default supernet's sequence; ``make test-notebooks`` runs them all.
+    """
+    wanted = [w.strip() for w in os.environ.get("NASTOOLS_NOTEBOOK_SUPERNETS", "").split(",") if w.strip()]
+    if not wanted:
+        return list(SUPERNETS)
+    wanted = [default_supernet() if w == "default" else w for w in wanted]
+    unknown = [w for w in wanted if w not in SUPERNETS]
+    if unknown:
+        raise ValueError(
+            f"NASTOOLS_NOTEBOOK_SUPERNETS names {unknown}; the notebook tier knows {list(SUPERNETS)}"
+        )
+    return wanted
+
+
+@pytest.fixture(scope="module", params=_chosen(), ids=lambda s: s.split(".")[0])
 def smoke(request, tmp_path_factory):
     """Run the whole sequence once on the smoke profile for one supernet."""
     supernet = request.param
@@ -167,6 +186,18 @@ def test_predictor_analysis(smoke):
 
 
 @pytest.mark.notebook
-def test_a_dependent_notebook_stops_when_its_search_is_missing(tmp_path):
-    with pytest.raises(Exception, match="run notebook 01_hardware_transfer first"):
-        runner.run_notebooks("smoke", tmp_path, ["02"], overrides={"supernet": "digits-mbv3"})
+def test_a_dependent_notebook_stops_when_the_search_it_names_is_missing(tmp_path):
+    overrides = {"supernet": "digits-mbv3", "source_search": "concurrent-cpu-t9-b1-s0"}
+    with pytest.raises(runner.NotebookError, match="run notebook 01_hardware_transfer first"):
+        runner.run_notebooks("smoke", tmp_path, ["02"], overrides=overrides, threads=1)
+
+
+@pytest.mark.notebook
+def test_the_deepest_dependent_notebook_runs_alone_on_its_defaults(tmp_path):
+    """Notebook 04 builds on 03's search: alone, it runs that search first, under 03's id."""
+    overrides = {"supernet": "digits-mbv3", "budget": 12, "pop_size": 4, "n_gen": 2}
+    records = runner.run_notebooks("smoke", tmp_path, ["04"], overrides=overrides, threads=1)
+    assert [r["status"] for r in records] == ["ok"]
+    assert _summary(tmp_path, "04_popdb")["history_search"] == "03-concurrent-s0"
+    with ResultStore(tmp_path / "results.sqlite", read_only=True) as store:
+        assert store.search("03-concurrent-s0")["finished"]["n_validated"] > 0

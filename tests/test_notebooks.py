@@ -186,7 +186,7 @@ def test_searches_have_a_budget_and_dependent_notebooks_name_their_source():
         )
         assert declared[name][parameter]["help"], f"{name}: {parameter} needs a comment"
         source = "\n".join(c.source for c in _read(name).cells if c.cell_type == "code")
-        assert f"stored_search({parameter}" in source, f"{name} must read its source search by {parameter}"
+        assert f"source_search({parameter}" in source, f"{name} must read its source search by {parameter}"
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -1,3 +1,4 @@
+import json
 import math
 import os
 import signal
@@ -9,7 +10,7 @@ import threading
 
 import pytest
 
-from nastools.store import ResultStore, StoreError
+from nastools.store import ResultStore, SearchInProgressError, StoreError
 
 
 def row(arch="a", metric="top1", value=1.0, **extra):
@@ -92,10 +93,10 @@ def test_new_store_has_marker_and_wal(tmp_path):
     path = tmp_path / "deep" / "sub" / "r.sqlite"
     ResultStore(path).close()
     connection = sqlite3.connect(path)
-    assert dict(connection.execute("SELECT key, value FROM meta")) == {
-        "format": "nastools-store",
-        "version": "2",
-    }
+    meta = dict(connection.execute("SELECT key, value FROM meta"))
+    assert meta.pop("format") == "nastools-store" and meta.pop("version") == "3"
+    store_id = meta.pop("store_id")
+    assert len(store_id) == 32 and meta.pop("last_commit").startswith(f"{store_id}:") and not meta
     assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {r[0] for r in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"meta", "measurements", "searches", "populations", "validations"} <= tables
@@ -304,7 +305,7 @@ def test_rejects_sqlite_with_foreign_meta(tmp_path):
     assert path.read_bytes() == before
 
 
-@pytest.mark.parametrize("version", ["3", "12", "2.1", ""])
+@pytest.mark.parametrize("version", ["4", "12", "2.1", ""])
 def test_newer_version_is_refused_untouched(tmp_path, version):
     path = tmp_path / "future.sqlite"
     ResultStore(path).close()
@@ -378,7 +379,7 @@ def test_v1_store_is_upgraded_in_place(tmp_path):
         assert store.validations("run1") == []  # the new table exists, empty
         store.add([row("b", kind="proxy", host="")])
     connection = sqlite3.connect(path)
-    assert dict(connection.execute("SELECT key, value FROM meta"))["version"] == "2"
+    assert dict(connection.execute("SELECT key, value FROM meta"))["version"] == "3"
     indexes = {r[0] for r in connection.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert "measurements_lookup" not in indexes and "measurements_lookup_v2" in indexes
     connection.close()
@@ -415,7 +416,7 @@ def test_unwritable_location_says_to_open_read_only(tmp_path, monkeypatch):
     path = tmp_path / "r.sqlite"
     ResultStore(path).close()
     # root may write anywhere: let the check see the file and its folder as a read-only medium's
-    monkeypatch.setattr("nastools.store.os.access", lambda p, mode: False)
+    monkeypatch.setattr("nastools.store._connection.os.access", lambda p, mode: False)
     with pytest.raises(
         StoreError, match=r"is read-only \(the file cannot be written\).*read_only=True"
     ) as info:
@@ -565,3 +566,251 @@ def test_a_store_whose_creation_was_killed_mid_transaction_recovers(tmp_path):
     with ResultStore(tmp_path / "empty-killed.sqlite") as store:  # nothing was committed: a new store
         store.add([row("a")])
         assert len(store.measurements()) == 1
+
+
+# The schema nastools 0.2 wrote (store version 2): no store id, no record of who runs a search.
+def v2_store(path):
+    connection = sqlite3.connect(path, isolation_level=None)
+    connection.executescript(
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('format', 'nastools-store'), ('version', '2');
+        CREATE TABLE measurements (
+            id INTEGER PRIMARY KEY, supernet_id TEXT NOT NULL, checkpoint_hash TEXT NOT NULL,
+            arch TEXT NOT NULL, metric TEXT NOT NULL, hardware TEXT NOT NULL,
+            host TEXT NOT NULL DEFAULT '', kind TEXT NOT NULL DEFAULT 'validation', value REAL NOT NULL,
+            spread REAL, repeats INTEGER, flagged INTEGER NOT NULL DEFAULT 0, timestamp TEXT NOT NULL,
+            search_id TEXT
+        );
+        CREATE TABLE searches (
+            search_id TEXT PRIMARY KEY, supernet_id TEXT NOT NULL, tactic TEXT NOT NULL,
+            config TEXT NOT NULL, created TEXT NOT NULL, finished TEXT
+        );
+        CREATE TABLE populations (
+            search_id TEXT NOT NULL REFERENCES searches (search_id), generation INTEGER NOT NULL,
+            position INTEGER NOT NULL, arch TEXT NOT NULL, PRIMARY KEY (search_id, generation, position)
+        );
+        CREATE TABLE validations (
+            search_id TEXT NOT NULL REFERENCES searches (search_id), position INTEGER NOT NULL,
+            arch TEXT NOT NULL, PRIMARY KEY (search_id, position)
+        );
+        CREATE INDEX measurements_lookup_v2
+            ON measurements (supernet_id, checkpoint_hash, metric, hardware, host, arch);
+        INSERT INTO measurements (supernet_id, checkpoint_hash, arch, metric, hardware, value, timestamp)
+            VALUES ('s', 'h', 'a', 'top1', '', 71.5, 't');
+        INSERT INTO searches VALUES ('run1', 's', 'nsga2', '{"pop": 2}', 't', NULL);
+        INSERT INTO validations VALUES ('run1', 0, 'a');
+        PRAGMA journal_mode=WAL;
+        """
+    )
+    connection.close()
+    return path
+
+
+def test_v2_store_is_read_as_it_is_and_upgraded_in_place(tmp_path):
+    path = v2_store(tmp_path / "v2.sqlite")
+    before = path.read_bytes()
+    with ResultStore(path, read_only=True) as store:  # front and export read an old store untouched
+        assert store.store_id is None and store.validations("run1") == ["a"]
+        assert store.lookup("s", "h", "top1", "", ["a"])["a"]["value"] == 71.5
+    assert path.read_bytes() == before
+    with ResultStore(path) as store:
+        assert len(store.store_id) == 32 and store.search("run1")["driver_pid"] is None
+        assert not store.start_search("run1", "s", "nsga2", {"pop": 2})
+        assert store.search("run1")["driver_pid"] == os.getpid()
+        store_id = store.store_id
+    with ResultStore(path, read_only=True) as store:
+        assert store.store_id == store_id and len(store.measurements()) == 1
+    connection = sqlite3.connect(path)
+    assert dict(connection.execute("SELECT key, value FROM meta"))["version"] == "3"
+    connection.close()
+
+
+STARTER = textwrap.dedent(
+    """
+    import sys
+    from nastools.store import ResultStore, SearchInProgressError
+
+    store = ResultStore(sys.argv[1])
+    try:
+        new = store.start_search("run1", "s", "nsga2", {"pop_size": 4})
+    except SearchInProgressError as error:
+        print("refused:", error, flush=True)
+        sys.exit(3)
+    print("new" if new else "resumed", flush=True)
+    if sys.argv[2] == "hold":
+        sys.stdin.readline()  # runs the search until the parent kills this process
+    """
+)
+
+
+def _starter(path, hold):
+    return subprocess.Popen(
+        [sys.executable, "-c", STARTER, str(path), "hold" if hold else "return"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
+
+
+def _start_elsewhere(path):
+    """What another process gets when it starts the search (and returns)."""
+    process = _starter(path, hold=False)
+    out, _ = process.communicate()
+    return out.strip()
+
+
+def test_a_search_run_by_a_live_process_is_refused_and_taken_over_once_it_is_killed(tmp_path):
+    import socket
+
+    path = tmp_path / "r.sqlite"
+    first = _starter(path, hold=True)
+    try:
+        assert first.stdout.readline() == "new\n"  # the first driver runs the search now
+        store = ResultStore(path)
+        with pytest.raises(SearchInProgressError) as info:
+            store.start_search("run1", "s", "nsga2", {"pop_size": 4})
+        message = one_line(info)
+        assert (
+            f"search 'run1' in {path} is being run by pid {first.pid} on {socket.gethostname()} since "
+            in message
+        )
+        assert "wait for it to end or stop it, or give this search another id" in message
+        assert isinstance(info.value, StoreError)
+        assert store.start_search("run2", "s", "nsga2", {"pop_size": 4})  # another search is free
+        with pytest.raises(SearchInProgressError, match="cannot forget search 'run1'.*run by pid"):
+            store.forget_search("run1")
+    finally:
+        first.kill()
+        first.wait()
+        first.stdin.close()
+        first.stdout.close()
+    assert not store.start_search("run1", "s", "nsga2", {"pop_size": 4})  # the dead driver's: taken over
+    record = store.search("run1")
+    assert record["driver_pid"] == os.getpid() and record["driver_host"] == socket.gethostname()
+    assert _start_elsewhere(path).startswith(
+        f"refused: search 'run1' in {path} is being run by pid {os.getpid()}"
+    )
+    store.release_search("run1")
+    assert store.search("run1")["driver_pid"] is None
+    assert _start_elsewhere(path) == "resumed"
+    assert store.search("run1")["driver_pid"] not in (None, os.getpid())  # it ended without releasing it
+    assert not store.start_search("run1", "s", "nsga2", {"pop_size": 4})  # its pid is gone: taken over
+
+
+def test_a_search_on_another_machine_runs_while_its_heartbeat_is_recent(tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    store = ResultStore(tmp_path / "r.sqlite")
+    store.start_search("run1", "s", "nsga2", {})
+
+    def driven_from_elsewhere(seconds_ago):
+        beat = (datetime.now(timezone.utc) - timedelta(seconds=seconds_ago)).isoformat()
+        connection = sqlite3.connect(store.path)
+        connection.execute(
+            "UPDATE searches SET driver_host = 'another-machine', driver_pid = 1, heartbeat = ?", (beat,)
+        )
+        connection.commit()
+        connection.close()
+
+    driven_from_elsewhere(seconds_ago=30)
+    with pytest.raises(
+        SearchInProgressError, match="run by pid 1 on another-machine.*heartbeat is 300 s old"
+    ):
+        store.start_search("run1", "s", "nsga2", {})
+    for record in (
+        lambda: store.record_validations("run1", ["a"]),
+        lambda: store.record_population("run1", 0, []),
+    ):
+        with pytest.raises(
+            SearchInProgressError, match="cannot record .*search 'run1'.*another-machine"
+        ) as info:
+            record()  # this process lost the search: it must not record into it
+        one_line(info)
+    assert store.validations("run1") == []
+    with pytest.raises(SearchInProgressError):
+        store.start_search("run1", "s", "nsga2", {}, stale_after=3600)
+    assert not store.start_search("run1", "s", "nsga2", {}, stale_after=10)  # 30 s old: gone
+    assert store.search("run1")["driver_host"] != "another-machine"
+    driven_from_elsewhere(seconds_ago=3600)
+    assert not store.start_search("run1", "s", "nsga2", {})
+    with pytest.raises(ValueError, match="stale_after must be a positive number of seconds, got 0"):
+        store.start_search("run1", "s", "nsga2", {}, stale_after=0)
+
+
+def test_the_heartbeat_moves_with_what_the_search_stores(tmp_path):
+    store = ResultStore(tmp_path / "r.sqlite")
+    store.start_search("run1", "s", "nsga2", {})
+    store.start_search("other", "s", "nsga2", {})
+    long_ago = "2000-01-01T00:00:00+00:00"
+    for write in (
+        lambda: store.add([row("a", search_id="run1")]),
+        lambda: store.record_validations("run1", ["a"]),
+        lambda: store.record_population("run1", 0, ["a"]),
+    ):
+        connection = sqlite3.connect(store.path)
+        connection.execute("UPDATE searches SET heartbeat = ?", (long_ago,))
+        connection.commit()
+        connection.close()
+        write()
+        assert store.search("run1")["heartbeat"] > long_ago
+        assert store.search("other")["heartbeat"] == long_ago  # only the search written to beats
+    since = store.search("run1")["driver_since"]
+    assert not store.start_search("run1", "s", "nsga2", {})  # this process again: the same run
+    assert store.search("run1")["driver_since"] == since
+
+
+def test_a_finished_search_started_again_resumes_in_another_process(tmp_path):
+    store = ResultStore(tmp_path / "r.sqlite")
+    store.start_search("run1", "s", "nsga2", {"pop_size": 4})
+    store.record_validations("run1", ["a"])
+    store.finish_search("run1", {"n_validated": 1})
+    assert store.search("run1")["driver_pid"] is None and store.search("run1")["finished"]["n_validated"] == 1
+    wal = tmp_path / "r.sqlite-wal"
+    assert not wal.exists() or wal.stat().st_size == 0  # finishing empties the log into the file
+    assert _start_elsewhere(store.path) == "resumed"
+
+
+def test_run_tactic_releases_its_search_on_ctrl_c(tmp_path):
+    from helpers import ToySupernet
+
+    from nastools.evaluation import Evaluator
+    from nastools.search import RandomSearch, run_tactic
+
+    supernet = ToySupernet()
+    store = ResultStore(tmp_path / "r.sqlite")
+    tactic = RandomSearch(supernet.space, {"score": "max", "params": "min"}, 8, batch_size=2, seed=0)
+    config = tactic.config()
+
+    def interrupt(tactic):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_tactic(
+            tactic,
+            Evaluator(supernet, store, progress=False),
+            search_id="run1",
+            callbacks=[interrupt],
+            progress=False,
+        )
+    record = store.search("run1")
+    assert record["driver_pid"] is None and record["finished"] is None and len(store.validations("run1")) == 2
+    script = (
+        "import sys, json; from nastools.store import ResultStore; "
+        "print(ResultStore(sys.argv[1]).start_search('run1', 'toy', 'random', json.loads(sys.argv[2])))"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", script, str(store.path), json.dumps(config)],
+        capture_output=True,
+        text=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
+    assert other.stdout == "False\n", other.stderr[-1000:]  # resumed there, not refused
+    resumed = run_tactic(
+        RandomSearch(supernet.space, {"score": "max", "params": "min"}, 8, batch_size=2, seed=0),
+        Evaluator(supernet, store, progress=False),
+        search_id="run1",
+        progress=False,
+    )
+    assert resumed.n_validated == 8 and store.search("run1")["driver_pid"] is None

@@ -372,7 +372,7 @@ def test_config_round_trips_every_setting(name, settings):
     tactic = make_tactic(name, SPACE, OBJECTIVES, 30, initial_archs=initial, **settings)
     config = tactic.config()
     assert set(config) == set(type(tactic).parameter_names())
-    assert config["budget"] == 30 and config["objectives"] == OBJECTIVES
+    assert config["budget"] == 30 and config["objectives"] == [list(item) for item in OBJECTIVES.items()]
     assert config["initial_archs"] == [SPACE.key(a) for a in initial]
     for key, value in settings.items():
         assert config[key] == value, key

@@ -18,7 +18,7 @@ from torch import nn
 
 from nastools.metrics import Metric
 from nastools.space import Arch, Condition, SearchSpace
-from nastools.supernet import Supernet, file_hash
+from nastools.supernet import Supernet, check_finite_weights, file_hash, load_weights_file
 from tinylm.data import EVAL_SEQUENCES, load_corpus
 from tinylm.model import ElasticLM, SpaceConfig, perplexity, skeleton
 
@@ -26,6 +26,8 @@ __all__ = ["CHECKPOINT", "TinyLMSupernet", "make_supernet"]
 
 #: The trained checkpoint shipped next to this file (``python -m tinylm.train`` writes it).
 CHECKPOINT = Path(__file__).with_name("tinylm.pt")
+#: The checkpoint layout this file reads (one without a ``version`` entry is version 1).
+FORMAT_VERSION = 1
 
 
 def search_space(config: SpaceConfig) -> SearchSpace:
@@ -54,7 +56,16 @@ class TinyLMSupernet(Supernet):
     }
 
     def __init__(self, checkpoint: str | Path) -> None:
-        payload = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        # one line for a damaged file, a newer format, or a NaN weight, instead of wrong measurements
+        payload = load_weights_file(checkpoint, "tinylm checkpoint")
+        if not isinstance(payload, dict) or not {"state_dict", "space", "vocab"} <= set(payload):
+            raise ValueError(f"{checkpoint} is not a tinylm checkpoint (python -m tinylm.train writes one)")
+        version = payload.get("version", 1)  # tinylm.train writes none: version 1
+        if version != FORMAT_VERSION:
+            raise ValueError(
+                f"{checkpoint}: tinylm checkpoint version {version}; this example reads version 1"
+            )
+        check_finite_weights(checkpoint, payload["state_dict"])
         config = SpaceConfig(**payload["space"])
         self.model = ElasticLM(config, len(payload["vocab"])).eval()
         self.model.largest.load_state_dict(payload["state_dict"])  # float16 on disk, float32 here

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -21,7 +22,9 @@ def space_summary(space: SearchSpace, descriptions: Mapping[str, str] | None = N
 
     Args:
         space: The search space.
-        descriptions: Meaning of each kind (a supernet's ``parameter_descriptions``).
+        descriptions: Meaning of each kind (a supernet's ``parameter_descriptions``). A key that
+            names no kind of ``space`` (a typo such as ``"kz"``) is warned of (``UserWarning``),
+            with the space's kinds.
 
     Example:
         >>> space = SearchSpace({"d_0": [1, 2], "d_1": [1, 2], "k_0": [3, 5]})
@@ -37,6 +40,14 @@ def space_summary(space: SearchSpace, descriptions: Mapping[str, str] | None = N
         )
         row["parameters"] += 1
         row["choices"] |= set(space.choices[name])
+    stray = [key for key in descriptions if key not in rows]
+    if stray:
+        warnings.warn(
+            f"parameter_descriptions key(s) {stray} name no parameter of this space, whose prefixes are "
+            f"{list(rows)}: their text shows nowhere; fix or drop the key(s)",
+            UserWarning,
+            stacklevel=2,
+        )
     table = pd.DataFrame(list(rows.values()))
     table["choices"] = [" ".join(map(str, sorted(c, key=_choice_order))) for c in table["choices"]]
     return table

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,11 +11,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nastools.analysis import hypervolume_indicator
+from nastools.analysis import hypervolume_indicator, latency_objectives
 from nastools.evaluation import Evaluator
+from nastools.experiments._trials import TacticSettings, build_tactic
 from nastools.hardware import default_hardware_configs
 from nastools.hypervolume import HypervolumeIndicator
 from nastools.objectives import Objective, parse_objectives
+from nastools.search import Tactic
 from nastools.space import SearchSpace
 from nastools.supernet import Supernet, load_supernet, supernet_options
 
@@ -157,6 +159,59 @@ class Experiment:
                 f"same out_dir, or pass the id of a stored search (stored: {stored})"
             )
         return search_id
+
+    def source_search(
+        self,
+        search_id: str | None,
+        default: str,
+        made_by: str,
+        run: Callable[[str], object] | None = None,
+    ) -> str:
+        """The id of the search a notebook builds on, run here when it is the default one and missing.
+
+        A notebook runs alone on its defaults: with ``search_id`` None it builds on the search another
+        notebook stores as ``default``, and when the shared store lacks it, ``run(default)`` runs that
+        same search here (same settings, same id: once stored, the other notebook reuses it, and a
+        rerun measures nothing). A search named explicitly must be stored: no search is re-derived in
+        place of one the user asked for.
+
+        Args:
+            search_id: The notebook's parameter (an id the user chose), or None.
+            default: The id the other notebook stores the search under.
+            made_by: That notebook, e.g. ``"01_hardware_transfer"`` (for the error message).
+            run: Runs and records the default search under the id it is given.
+
+        Raises:
+            ValueError: ``search_id`` is not in the store (the stored ids are listed), or the default
+                is missing and there is no ``run``.
+
+        Example:
+            >>> def run(search_id):
+            ...     run_recorded(exp.latency_search("cpu-t1-b1", 24, settings), exp.evaluator, search_id)
+            >>> default = "concurrent-cpu-t1-b1-s0"
+            >>> exp.source_search(None, default, "01_hardware_transfer", run)  # doctest: +SKIP
+            'concurrent-cpu-t1-b1-s0'
+        """
+        if search_id is not None or run is None or self.store.has_search(default):
+            return self.stored_search(default if search_id is None else search_id, made_by)
+        run(default)
+        return self.stored_search(default, made_by)
+
+    def latency_search(self, hardware: str, budget: int, settings: TacticSettings, seed: int = 0) -> Tactic:
+        """ConcurrentNAS on the task metric vs latency on ``hardware``: notebook 01's search of that config.
+
+        Notebooks that build on it (02's and 03's warm starts) run the same search when they run alone.
+        """
+        objectives = latency_objectives(self.task, hardware)
+        return build_tactic(
+            "concurrent",
+            self.space,
+            objectives,
+            budget,
+            settings,
+            seed=seed,
+            exact=self.evaluator.free(objectives),
+        )
 
     def latency_flags(self) -> dict[str, int]:
         """Timed latency measurements of this supernet in the store: how many, and how many flagged noisy."""

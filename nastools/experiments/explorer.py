@@ -28,6 +28,7 @@ import pandas as pd
 from nastools.analysis import front_mask
 from nastools.evaluation import Evaluator, wide
 from nastools.experiments.plotting import MILLIONS, axis_label, plot_front
+from nastools.objectives import Objective, parse_objectives
 
 __all__ = ["FrontExplorer", "explore", "explorer_table", "selection_html"]
 
@@ -254,7 +255,7 @@ class FrontExplorer:
 
 def explore(
     source: Evaluator | pd.DataFrame,
-    objectives: Mapping[str, str] | None = None,
+    objectives: Mapping[str, str] | Iterable[Objective] | None = None,
     *,
     x: str | None = None,
     archs: Iterable[str] | None = None,
@@ -266,8 +267,11 @@ def explore(
     Args:
         source: An :class:`~nastools.evaluation.Evaluator` (its store's sub-networks, and export
             available) or a table with ``arch`` and metric columns (e.g. ``tactic.results()``).
-        objectives: Directions by column (default: the supernet's task metric and every cost
-            minimised); needed for a table.
+        objectives: Directions by column, in any form :func:`~nastools.objectives.parse_objectives`
+            reads (a dict, ``tactic.objectives``, a stored search's ``[[label, direction], ...]``);
+            default: the supernet's task metric and every cost minimised; needed for a table. For
+            a table the y axis is the first maximised objective, else the first one, in the order
+            given (a search's first objective is what it ranks by).
         x: The cost on the x axis first (default: the first latency column, else ``macs``).
         archs: Only these arch keys.
         out_dir: Where the export button writes.
@@ -282,13 +286,13 @@ def explore(
         table = explorer_table(source, archs)
         task = supernet.task_metric
         directions = {c: "min" for c in table.columns if c != "arch"} | {task.name: task.direction}
-        directions.update(objectives or {})
+        directions.update(_directions(objectives) if objectives is not None else {})
         y = task.name
     else:
         if objectives is None:
             raise ValueError("explore(table) needs objectives, e.g. {'top1': 'max', 'macs': 'min'}")
-        table = source.loc[:, [c for c in source.columns if c == "arch" or c in objectives]]
-        directions = dict(objectives)
+        directions = _directions(objectives)
+        table = source.loc[:, [c for c in source.columns if c == "arch" or c in directions]]
         y = next((c for c, d in directions.items() if d == "max"), next(iter(directions)))
     table = table.dropna(axis=1, how="all")
     if table.empty or y not in table:
@@ -303,6 +307,11 @@ def explore(
     return FrontExplorer(
         table, directions, y=y, x=x, supernet=supernet, store=store, out_dir=out_dir, title=title
     )
+
+
+def _directions(objectives: Mapping[str, str] | Iterable[Objective]) -> dict[str, str]:
+    """``{label: direction}`` in the order given."""
+    return {o.label: o.direction for o in parse_objectives(objectives)}
 
 
 def selection_html(chosen: pd.DataFrame) -> str:

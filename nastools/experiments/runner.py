@@ -6,8 +6,11 @@ it declares) and its own section, plus ``out_dir``; its executed copy and its fi
 ``<out-dir>/<notebook>/``, and
 all of them share the measurement store ``<out-dir>/results.sqlite`` (so a rerun, or a later
 notebook, reuses what was measured). ``<out-dir>/notebooks_run.json`` records each notebook's
-wall time and status. ``make`` runs the smoke profile; ``make notebooks PROFILE=full`` the paper's
-setting and scale (OFA MobileNetV3, which needs the public OFA files: ``--set data_dir=...``).
+wall time and status; a notebook that fails stops the run with its own error in one line, and its
+full traceback in ``<out-dir>/<notebook>/<notebook>.error.log``. Parameters are checked against the
+notebooks' annotations before any kernel starts. ``make`` runs the smoke profile;
+``make notebooks PROFILE=full`` the paper's setting and scale (OFA MobileNetV3, which needs the
+public OFA files: ``--set data_dir=...``).
 
 A profile (``notebooks/params/<name>.yaml``)::
 
@@ -29,15 +32,20 @@ import os
 import resource
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+import traceback
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from nastools._outputs import check_output_dir, check_output_file
+
 __all__ = [
     "NOTEBOOKS_DIR",
+    "NotebookError",
+    "check_parameter_types",
     "load_profile",
     "notebook_names",
     "notebook_parameters",
@@ -51,6 +59,50 @@ NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 #: Seconds a single cell may run before papermill stops the notebook.
 DEFAULT_CELL_TIMEOUT = 3600
 
+#: The annotations a parameter cell uses, and the values each accepts (an int is a float here; a bool
+#: is no int).
+_ANNOTATION_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "float": (float, int),
+    "str": (str,),
+    "bool": (bool,),
+    "list": (list,),
+    "dict": (dict,),
+    "None": (type(None),),
+}
+
+
+class NotebookError(RuntimeError):
+    """A notebook failed while it ran: the message is the notebook's own error, in one line.
+
+    Attributes:
+        notebook: The notebook's name (``03_concurrent_vs_weaknas``).
+        output: The executed copy, which shows the failing cell.
+        log: The file with the full traceback.
+    """
+
+    def __init__(self, message: str, notebook: str, output: Path, log: Path | None) -> None:
+        super().__init__(message)
+        self.notebook, self.output, self.log = notebook, output, log
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a mapping that repeats a key (PyYAML itself keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, Hashable) and key in seen:
+                problem = f"duplicate key {key!r} (the last one would silently win)"
+                raise yaml.constructor.ConstructorError(None, None, problem, key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _read_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+
 
 def notebook_names(notebooks_dir: str | Path = NOTEBOOKS_DIR) -> list[str]:
     """The numbered notebooks (``00_*.ipynb`` …) in run order, without the suffix."""
@@ -62,7 +114,8 @@ def load_profile(profile: str | Path, notebooks_dir: str | Path = NOTEBOOKS_DIR)
 
     Raises:
         FileNotFoundError: No such profile (the available names are listed).
-        ValueError: The file has other top-level keys than ``common`` and ``notebooks``.
+        ValueError: The file is not valid YAML, repeats a key, or has other top-level keys than
+            ``common`` and ``notebooks``.
     """
     path = Path(profile)
     if not path.suffix:
@@ -71,7 +124,7 @@ def load_profile(profile: str | Path, notebooks_dir: str | Path = NOTEBOOKS_DIR)
         available = sorted(p.stem for p in (Path(notebooks_dir) / "params").glob("*.yaml"))
         raise FileNotFoundError(f"no profile {str(profile)!r} (looked for {path}); available: {available}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = _read_yaml(path.read_text()) or {}
     except yaml.YAMLError as error:
         raise ValueError(f"profile {path} is not valid YAML: {_yaml_problem(error)}") from None
     if not isinstance(data, dict):
@@ -121,6 +174,55 @@ def notebook_parameters(path: str | Path) -> dict[str, dict[str, str | None]]:
             "help": comment.strip() or None,
         }
     return declared
+
+
+def check_parameter_types(
+    notebook: str,
+    declared: Mapping[str, Mapping[str, Any]],
+    parameters: Mapping[str, Any],
+    sources: Mapping[str, str] | None = None,
+) -> None:
+    """Raise unless each value fits its parameter's annotation (``int``, ``str | None``, ``list`` ...).
+
+    An int fits ``float`` (YAML reads ``1`` as an int); a bool fits only ``bool``. A parameter without
+    an annotation, or with one made of other names, is not checked.
+
+    Args:
+        notebook: The notebook's name, for the message.
+        declared: Its parameters, as :func:`notebook_parameters` reads them.
+        parameters: The values it is about to get.
+        sources: Where each value comes from, for the message (``{"seed": "--set"}``).
+
+    Raises:
+        ValueError: One line naming the notebook, the parameter, its annotation and the value.
+
+    Example:
+        >>> check_parameter_types("03_x", {"pop_size": {"annotation": "int"}}, {"pop_size": [8]})
+        Traceback (most recent call last):
+        ...
+        ValueError: 03_x: parameter pop_size is annotated int, got [8] (type list)
+    """
+    for name, value in parameters.items():
+        annotation = (declared.get(name) or {}).get("annotation")
+        parts = [part.split("[")[0].strip() for part in (annotation or "").split("|")]
+        if not annotation or not all(part in _ANNOTATION_TYPES for part in parts):
+            continue
+        allowed = tuple(t for part in parts for t in _ANNOTATION_TYPES[part])
+        fits = (bool in allowed) if isinstance(value, bool) else isinstance(value, allowed)
+        if fits:
+            continue
+        hint = ""
+        if isinstance(value, str) and {"int", "float"} & set(parts):
+            try:
+                float(value)
+                hint = "; write it as a number (YAML reads 1e-3 as a string: write 1.0e-3)"
+            except ValueError:
+                pass
+        where = f" (set by {sources[name]})" if sources and name in sources else ""
+        raise ValueError(
+            f"{notebook}: parameter {name} is annotated {annotation}, got {value!r} "
+            f"(type {type(value).__name__}){where}{hint}"
+        )
 
 
 def _parameters_for(
@@ -190,9 +292,12 @@ def run_notebooks(
         kernel: on a busy machine, a better measure of its cost), ``status``, ``output``, ``parameters``.
 
     Raises:
-        ValueError: An unknown notebook name (asked for, or a section of the profile), or a profile
-            parameter a notebook does not declare.
-        papermill.PapermillExecutionError: A cell failed (the executed copy shows where).
+        ValueError: An unknown notebook name (asked for, or a section of the profile), a profile
+            parameter a notebook does not declare, a value that does not fit its parameter's
+            annotation, or ``out_dir`` set as a parameter; all before any notebook runs.
+        OSError: ``out_dir`` cannot be written (checked before any notebook runs).
+        NotebookError: A notebook failed: its own error in one line, naming the executed copy and a
+            log of the full traceback next to it (``<out_dir>/<notebook>/<notebook>.error.log``).
     """
     logger = logging.getLogger("papermill")
     if not any(isinstance(f, _DeclaredParameters) for f in logger.filters):
@@ -230,11 +335,25 @@ def run_notebooks(
             f"{'--set' if set(stray) & set(overrides or {}) else 'the profile'} names parameter(s) {stray} "
             f"that no notebook declares; the notebooks' parameters are {sorted(known)}"
         )
+    sections = [config["common"], *(own or {} for own in config["notebooks"].values())]
+    if "out_dir" in overrides or any("out_dir" in section for section in sections):
+        raise ValueError(
+            f"out_dir cannot be set {'with --set' if 'out_dir' in overrides else f'in profile {profile}'}: "
+            "the runner gives every notebook its output folder; pass --out-dir (run_notebooks(out_dir=...))"
+        )
     plans = []
     for name in names:
         source = notebooks_dir / f"{name}.ipynb"
-        parameters = _parameters_for(name, declared[name], config, overrides) | {"out_dir": str(out_dir)}
-        plans.append((name, source, parameters))
+        parameters = _parameters_for(name, declared[name], config, overrides)
+        own = config["notebooks"].get(name) or {}
+        sources = {
+            key: "--set" if key in overrides else f"profile {profile}, {name if key in own else 'common'}"
+            for key in parameters
+        }
+        check_parameter_types(name, declared[name], parameters, sources)
+        plans.append((name, source, parameters | {"out_dir": str(out_dir)}))
+    check_output_dir(out_dir, "out_dir")
+    check_output_file(out_dir / "notebooks_run.json", "out_dir")
 
     with _thread_environment(threads):
         return _execute(plans, out_dir, profile, kernel_name, notebooks_dir, cell_timeout, log_output)
@@ -339,6 +458,7 @@ def _execute(
         start, cpu_start = time.perf_counter(), _children_cpu()
         before = _latency_counts(store_path)
         record = {"notebook": name, "profile": str(profile), "output": str(output), "parameters": parameters}
+        _error_log(output).unlink(missing_ok=True)  # a failure's log describes the last run only
         try:
             papermill.execute_notebook(
                 str(source),
@@ -352,11 +472,13 @@ def _execute(
                 engine_name=_engine(name),
                 notebook_name=name,
             )
-        except BaseException:
+        except BaseException as error:
             records.append(record | {"seconds": round(time.perf_counter() - start, 1), "status": "failed"})
             summary.write_text(json.dumps(records, indent=2) + "\n")
-            print(f"[nastools] {name} FAILED; see {output}", flush=True)
-            raise
+            if not isinstance(error, Exception):  # interrupted: as it is
+                print(f"[nastools] {name} stopped; see {output}", flush=True)
+                raise
+            raise _notebook_error(name, output, error) from error
         cpu = round(_children_cpu() - cpu_start, 1)
         after = _latency_counts(store_path)
         timed, flagged = after[0] - before[0], after[1] - before[1]
@@ -385,6 +507,31 @@ def _execute(
     return records
 
 
+def _error_log(output: Path) -> Path:
+    """Where a failed notebook's full traceback goes: next to its executed copy."""
+    return output.with_name(f"{output.stem}.error.log")
+
+
+def _notebook_error(name: str, output: Path, error: Exception) -> NotebookError:
+    """The notebook's own error in one line; its full traceback written to a log next to ``output``."""
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(error, PapermillExecutionError):  # a cell raised: the kernel's exception, not papermill's
+        kind, detail, cell = error.ename, error.evalue, f" in cell [{error.exec_count}]"
+    else:  # the kernel died, a cell timed out, the notebook could not be read or written ...
+        kind, detail, cell = type(error).__name__, str(error), ""
+    lines = [line.strip() for line in str(detail).splitlines() if line.strip()]
+    log: Path | None = _error_log(output)
+    try:
+        log.write_text("".join(traceback.format_exception(error)))
+    except OSError:
+        log = None
+    where = f"the executed notebook is {output}" + (f", the full traceback in {log}" if log else "")
+    return NotebookError(
+        f"{name} failed{cell}: {kind}{': ' + lines[0] if lines else ''} ({where})", name, output, log
+    )
+
+
 def _yaml_problem(error: yaml.YAMLError) -> str:
     """One line: what the YAML parser objects to, and where."""
     mark = getattr(error, "problem_mark", None)
@@ -408,7 +555,7 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
         if not sep or not name.strip():
             raise ValueError(f"--set expects NAME=VALUE, got {item!r}")
         try:
-            overrides[name.strip()] = yaml.safe_load(value)
+            overrides[name.strip()] = _read_yaml(value)
         except yaml.YAMLError as error:
             raise ValueError(
                 f"--set {item!r}: the value is not valid YAML ({_yaml_problem(error)})"
@@ -452,8 +599,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             threads=args.threads,
             overrides=overrides,
         )
-    except (ValueError, FileNotFoundError) as error:
-        parser.error(str(error))
+    except NotebookError as error:  # the notebook's own one-line error; its traceback is in the log
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 1
+    except (ValueError, OSError) as error:  # OSError: an output that cannot be written (names its path)
+        parser.error(str(error).splitlines()[0])
     return 0
 
 

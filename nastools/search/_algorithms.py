@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Iterable
 from math import comb
 from typing import Any
 
@@ -22,7 +24,7 @@ from pymoo.util.ref_dirs import get_reference_directions
 from nastools.search._operators import CanonicalRepair, ChoiceResetMutation
 from nastools.space import SearchSpace
 
-__all__ = ["ALGORITHMS", "make_algorithm"]
+__all__ = ["ALGORITHMS", "check_algorithm_options", "make_algorithm"]
 
 #: Names accepted by :func:`make_algorithm`.
 ALGORITHMS: tuple[str, ...] = ("nsga2", "agemoea", "rnsga2", "unsga3", "ga")
@@ -115,6 +117,8 @@ def make_algorithm(
         ref_points = np.atleast_2d(np.asarray(ref_points, dtype=np.float64))
         if ref_points.shape[1] != n_objectives:
             raise ValueError(f"ref_points have {ref_points.shape[1]} columns, expected {n_objectives}")
+        if not np.isfinite(ref_points).all():
+            raise ValueError(f"ref_points must be finite numbers, got {ref_points.tolist()}")
         options["ref_points"] = ref_points
     if key == "unsga3":
         ref_dirs = kwargs.pop("ref_dirs", "das-dennis")
@@ -128,11 +132,69 @@ def make_algorithm(
                 raise ValueError(f"unknown ref_dirs {ref_dirs!r}; use 'das-dennis', 'energy' or an array")
         options["ref_dirs"] = np.asarray(ref_dirs, dtype=np.float64)
 
+    algorithm_class = _agemoea_class() if key == "agemoea" else _CLASSES[key]
+    check_algorithm_options(key, kwargs)
     options.update(kwargs)
-    classes = {"nsga2": NSGA2, "rnsga2": RNSGA2, "unsga3": UNSGA3, "ga": GA}
-    if key == "agemoea":
-        return _agemoea_class()(**options)
-    return classes[key](**options)
+    return algorithm_class(**options)
+
+
+def check_algorithm_options(
+    name: str, options: Iterable[str], *, what: str = "algorithm_options", also: Iterable[str] = ()
+) -> None:
+    """Raise for an option the pymoo algorithm ``name`` does not take.
+
+    pymoo's algorithms accept ``**kwargs`` and drop what they do not know, so a typo such as
+    ``n_offspring`` would silently change nothing; this checks the names against the parameters
+    of the algorithm's constructors.
+
+    Args:
+        name: One of :data:`ALGORITHMS`.
+        options: The option names given.
+        what: How the caller names the options in the error.
+        also: Further names the caller accepts besides the algorithm's options.
+
+    Raises:
+        ValueError: Naming the unknown options and the ones the algorithm takes.
+
+    Example:
+        >>> check_algorithm_options("nsga2", ["n_offsprings"])
+        >>> check_algorithm_options("nsga2", ["n_offspring"])
+        Traceback (most recent call last):
+        ...
+        ValueError: algorithm_options ['n_offspring'] are not options of 'nsga2'; it takes [...]
+    """
+    key = name.lower() if isinstance(name, str) else name
+    if key not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {name!r}; choose one of {list(ALGORITHMS)}")
+    accepted = _accepted_options(_agemoea_class() if key == "agemoea" else _CLASSES[key])
+    also = list(also)
+    unknown = [option for option in options if option not in accepted and option not in also]
+    if unknown:
+        takes = (
+            f"use {', '.join(also)} or one of {sorted(accepted)}" if also else f"it takes {sorted(accepted)}"
+        )
+        raise ValueError(f"{what} {unknown} are not options of {key!r}; {takes}")
+
+
+_CLASSES: dict[str, type[Algorithm]] = {"nsga2": NSGA2, "rnsga2": RNSGA2, "unsga3": UNSGA3, "ga": GA}
+
+
+def _accepted_options(algorithm_class: type) -> set[str]:
+    """Named constructor parameters along the class hierarchy, as far as ``**kwargs`` passes them on."""
+    accepted: set[str] = set()
+    for cls in algorithm_class.__mro__:
+        init = vars(cls).get("__init__")
+        if init is None or cls is object:
+            continue
+        parameters = inspect.signature(init).parameters.values()
+        accepted |= {
+            p.name
+            for p in parameters
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"
+        }
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            break
+    return accepted
 
 
 def _agemoea_class() -> type[Algorithm]:

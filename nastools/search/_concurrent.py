@@ -11,6 +11,7 @@ from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 from nastools.hypervolume import pareto_front_mask
 from nastools.objectives import Objective
+from nastools.search._algorithms import check_algorithm_options
 from nastools.search._surrogate import ExactFn, PredictorGuidedSearch, PredictorSearch
 from nastools.search._tactic import check_count
 from nastools.space import Arch, SearchSpace
@@ -56,7 +57,8 @@ class ConcurrentNAS(PredictorGuidedSearch):
         exact: ``{objective label: fn(archs) -> values}`` for cheap exact objectives such as MACs.
         algorithm: The inner pymoo algorithm by name.
         iteration_options: ``fn(iteration) -> dict`` of inner-search settings that change between
-            iterations (keys ``n_gen``, ``pop_size`` or :func:`make_algorithm` options).
+            iterations (keys ``n_gen``, ``pop_size`` or options of the ``algorithm``, see
+            :func:`make_algorithm`); an unknown key is an error when the iteration asks for it.
         min_new: Validate at least this many new archs per iteration, while the budget and the
             space last (0, the default, is the paper's Algorithm 1).
         predictor_features: Extra predictor features, e.g. proxies (see :class:`PredictorGuidedSearch`).
@@ -113,7 +115,7 @@ class ConcurrentNAS(PredictorGuidedSearch):
         if self.iteration == 0:
             proposal = self.initial_archs or self.space.sample(self.pop_size, rng=self.rng)
         else:
-            options = dict(self.iteration_options(self.iteration)) if self.iteration_options else {}
+            options = self._iteration_settings(self.iteration)
             n_gen = check_count("n_gen", options.pop("n_gen", self.n_gen))
             pop_size = check_count("pop_size", options.pop("pop_size", self.pop_size), minimum=2)
             inner = self._inner_search(
@@ -122,6 +124,20 @@ class ConcurrentNAS(PredictorGuidedSearch):
             proposal = inner.archs + self._top_up(inner)
         self.iteration += 1
         return proposal
+
+    def _iteration_settings(self, iteration: int) -> dict[str, Any]:
+        """``iteration_options(iteration)``, checked: only ``n_gen``, ``pop_size`` and algorithm options."""
+        if self.iteration_options is None:
+            return {}
+        options = self.iteration_options(iteration)
+        if not isinstance(options, Mapping):
+            raise ValueError(
+                f"iteration_options({iteration}) must return a dict, got {type(options).__name__}"
+            )
+        check_algorithm_options(
+            self.algorithm, options, what=f"iteration_options({iteration}) keys", also=("n_gen", "pop_size")
+        )
+        return dict(options)
 
     def _top_up(self, inner: PredictorSearch) -> list[Arch]:
         """Unvalidated archs that bring C_{i+1}'s new members up to ``min_new``.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Iterable
 
 from tqdm.auto import tqdm
@@ -14,7 +15,11 @@ __all__ = ["run_tactic"]
 
 
 def _check_objectives(tactic: Tactic, evaluator: Evaluator) -> None:
-    """Raise before anything runs for an objective the evaluator cannot measure."""
+    """Raise before anything runs for an objective the evaluator cannot measure.
+
+    Warns (``UserWarning``) for an objective that goes against its metric's declared direction
+    (``top1:min``, ``macs:max``): allowed, as a deliberate worst-case search is, but never silent.
+    """
     supernet = evaluator.supernet
     if tactic.space.names != supernet.space.names:
         raise ValueError(
@@ -31,6 +36,16 @@ def _check_objectives(tactic: Tactic, evaluator: Evaluator) -> None:
                 else "takes no hardware"
             )
             raise ValueError(f"objective {objective.label!r}: {objective.metric!r} {need}")
+        if objective.direction != metric.direction:
+            better = "higher" if metric.direction == "max" else "lower"
+            warnings.warn(
+                f"objective {objective.label}:{objective.direction} goes against {metric.name!r}, which "
+                f"supernet {supernet.supernet_id!r} declares {metric.direction} ({better} is better): the "
+                f"search looks for the worst values; use {objective.label}:{metric.direction} unless that "
+                "is what you want",
+                UserWarning,
+                stacklevel=3,
+            )
         if objective.hardware is not None:
             evaluator.hardware(objective.hardware)
         if metric in supernet.metrics:
@@ -71,6 +86,9 @@ def run_tactic(
     Raises:
         ValueError: For objectives the evaluator cannot measure, or a ``search_id`` stored with
             other settings; raised before anything is measured.
+        SearchInProgressError: Another live process runs the search ``search_id`` (see
+            :meth:`~nastools.store.ResultStore.start_search`); the search is released when this run
+            ends, also on an error or Ctrl+C.
     """
     _check_objectives(tactic, evaluator)
     callbacks = list(callbacks)
@@ -107,6 +125,8 @@ def run_tactic(
             generation += 1
     finally:
         bar.close()
+        if recording:  # also on an error or Ctrl+C: another process (or this one) may resume the search
+            store.release_search(search_id)
     if recording:
         seconds = {k: round(v, 3) for k, v in tactic.seconds.items()}
         store.finish_search(search_id, {"n_validated": tactic.n_validated, "seconds": seconds})

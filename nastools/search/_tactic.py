@@ -126,7 +126,13 @@ class Tactic(ABC):
         return [p.name for p in signature.parameters.values() if p.name != "self"]
 
     def config(self) -> dict[str, Any]:
-        """JSON-serialisable settings (stored with the search, so a resumed run must match)."""
+        """JSON-serialisable settings (stored with the search, so a resumed run must match).
+
+        Objectives are recorded as a list of ``[label, direction]`` pairs in the order given (the
+        store writes JSON with sorted keys, which would reorder a dict): the first one is what
+        ``nastools front`` and ``nastools export --rank`` rank by.
+        :func:`~nastools.objectives.parse_objectives` reads the list back.
+        """
         return {name: self._setting(getattr(self, name)) for name in self.parameter_names()}
 
     def _setting(self, value: Any) -> Any:
@@ -137,7 +143,7 @@ class Tactic(ABC):
         if isinstance(value, SearchSpace):
             return value.to_dict()
         if isinstance(value, tuple) and value and all(isinstance(v, Objective) for v in value):
-            return {o.label: o.direction for o in value}
+            return [[o.label, o.direction] for o in value]
         if isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
             return [self.space.key(a) for a in value]
         if isinstance(value, Mapping):

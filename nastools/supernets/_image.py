@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import importlib.resources
+import io
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -22,10 +23,11 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from nastools._outputs import write_atomically
 from nastools.hardware import Hardware
 from nastools.metrics import Metric
 from nastools.space import Arch, SearchSpace
-from nastools.supernet import Supernet, count_macs, count_params
+from nastools.supernet import Supernet, check_finite_weights, count_macs, count_params
 from nastools.tasks.digits import DigitsConfig, ImageTask, load_digits_task
 
 __all__ = [
@@ -179,7 +181,10 @@ class ImageSupernet(Supernet):
         self.surrogate = surrogate
         self.metadata = dict(metadata or {})
         self.metrics = (top1 or (TOP1_SURROGATE if surrogate is not None else TOP1),)
-        self.parameter_descriptions = dict(getattr(net, "PARAMETER_DESCRIPTIONS", {}))
+        # describe what this space has ("r" is a parameter only where several resolutions are allowed)
+        prefixes = {name.split("_")[0] for name in self.space.names}
+        described = getattr(net, "PARAMETER_DESCRIPTIONS", {})
+        self.parameter_descriptions = {kind: text for kind, text in described.items() if kind in prefixes}
         self._missing_top1 = missing_top1
         self._resized: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
@@ -324,8 +329,9 @@ def save_checkpoint(
         "report": dict(report or {}),
         "state_dict": net.state_dict(),
     }
-    torch.save(payload, path)
-    return path
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)  # torch's file writer aborts the process on a full disk; Python's raises
+    return write_atomically(path, buffer.getvalue(), "checkpoint")
 
 
 def read_checkpoint(
@@ -343,8 +349,8 @@ def read_checkpoint(
         supernet_id: Overrides the id.
 
     Raises:
-        ValueError: Entries are missing, or the weights or configs do not fit (the first differing
-            keys are named).
+        ValueError: Entries are missing, the weights or configs do not fit (the first differing
+            keys are named), or a weight is not finite (the tensor is named).
     """
     lacking = [k for k in ("model_config", "data_config", "state_dict") if k not in payload]
     if lacking:
@@ -364,6 +370,7 @@ def read_checkpoint(
             f"{path}: the weights do not fit the network its config builds: missing {missing[:3]}, "
             f"unexpected {unexpected[:3]} ({len(missing)} and {len(unexpected)} keys)"
         )
+    check_finite_weights(path, state)  # a NaN weight would load and score like any other
     try:
         net.load_state_dict(state)
     except RuntimeError as error:

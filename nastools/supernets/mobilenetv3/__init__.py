@@ -2,10 +2,12 @@
 
 Everything MobileNetV3 lives in this folder: the elastic network and its plain layers, the closed-form
 shapes (MACs, parameters, look-up-table keys), the space, OFA's accuracy predictor (the ImageNet
-surrogate top-1), the published latency tables and DyNAS-T's measured table. The names below are
-all the rest of nastools knows of it: a new family is a copy of this folder with its own names.
+surrogate top-1), the published latency tables and DyNAS-T's measured table (their pinned public
+sources in ``_data``, fetched on first use). The names below are all the rest of nastools knows of
+it: a new family is a copy of this folder with its own names.
 """
 
+from nastools.supernets.mobilenetv3 import _data
 from nastools.supernets.mobilenetv3._dynast import DYNAST_URL, read_dynast_measurements
 from nastools.supernets.mobilenetv3._network import ElasticMobileNetV3, MobileNetV3Config, mobilenetv3_space
 from nastools.supernets.mobilenetv3._ofa_predictor import (
@@ -38,9 +40,13 @@ CHECKPOINT_KINDS = {CHECKPOINT_KIND: "nastools.supernets.mobilenetv3._supernet:f
 TRAINING = {"digits-mbv3": "nastools.supernets.mobilenetv3._embedded:recipe"}
 #: The supernet used when none is named.
 DEFAULT = "digits-mbv3"
+#: Public files its supernets fetch on first use, by dataset name (``nastools data list``): OFA's
+#: accuracy predictor, the Note10 and i7-8700K latency tables, DyNAS-T's measurements.
+DATASETS = _data.DATASETS
 
 __all__ = [
     "CHECKPOINT_KIND",
+    "DATASETS",
     "DYNAST_URL",
     "KNOWN_TABLES",
     "OFA_DATA_ENV",

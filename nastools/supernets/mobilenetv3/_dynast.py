@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from nastools.datasets import fetch
+from nastools.supernets.mobilenetv3._data import DYNAST_DATA
 from nastools.supernets.mobilenetv3._ofa_predictor import arch_from_ofa_config
 
 __all__ = ["DYNAST_URL", "read_dynast_measurements"]
@@ -14,14 +16,15 @@ __all__ = ["DYNAST_URL", "read_dynast_measurements"]
 DYNAST_URL = "https://github.com/IntelLabs/DyNAS-T/tree/main/notebooks/data"
 
 
-def read_dynast_measurements(folder: str | Path, unique: bool = True) -> pd.DataFrame:
+def read_dynast_measurements(folder: str | Path | None = None, unique: bool = True) -> pd.DataFrame:
     """Read DyNAS-T's ``mbnv3w10_*.csv`` files: measured OFA MobileNetV3-w1.0 sub-networks.
 
     Each row is a sub-network of OFA's w1.0 supernet at resolution 224 with its ImageNet top-1
     (pretrained OFA weights, batch norm recalibrated, official validation set), MACs and parameters.
 
     Args:
-        folder: The folder holding the CSV files (as in DyNAS-T's ``notebooks/data``).
+        folder: The folder holding the CSV files (as in DyNAS-T's ``notebooks/data``); by default
+            ``DyNAS-T/`` in the data cache, fetched there first if absent (dataset ``dynast-mbv3``).
         unique: Keep the first row of an arch that several files measured (files in name order).
 
     Returns:
@@ -29,13 +32,15 @@ def read_dynast_measurements(folder: str | Path, unique: bool = True) -> pd.Data
         ``macs``, ``params``, ``file`` (CSV name) and ``row`` (position in that file, i.e. search order).
 
     Raises:
-        FileNotFoundError: No ``mbnv3w10_*.csv`` in ``folder``.
+        FileNotFoundError: No ``mbnv3w10_*.csv`` in ``folder``, or they cannot be fetched.
 
     Example:
         >>> rows = read_dynast_measurements("DyNAS-T")  # doctest: +SKIP
         >>> len(rows), rows.top1.max()  # doctest: +SKIP
         (2223, 77.47)
     """
+    if folder is None:
+        folder = fetch(DYNAST_DATA) / "DyNAS-T"
     paths = sorted(Path(folder).expanduser().glob("mbnv3w10_*.csv"))
     if not paths:
         raise FileNotFoundError(

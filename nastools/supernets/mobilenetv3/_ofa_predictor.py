@@ -7,7 +7,8 @@ one-hot encoding of its arch: per block 3 kernel slots (20 blocks, 60 slots), th
 zero. It was trained on sub-networks of ``ofa_mbv3_d234_e346_k357_w1.2`` evaluated on OFA's 10,000-image
 hold-out split of the ImageNet training set (not the official validation set), so its values sit a few
 points above official top-1 but rank sub-networks well. This module reimplements the model and the
-encoding; the weights stay in the user's file (``acc_predictor.pth``, 1.5 MB).
+encoding; the weights stay in the user's file (``acc_predictor.pth``, 1.5 MB), fetched into the data
+cache on first use (:mod:`nastools.datasets`) when no folder holding it is given.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+
+from nastools.datasets import data_home
+from nastools.supernets.mobilenetv3._data import OFA_PREDICTOR_DATA
 
 __all__ = [
     "OFA_DATA_ENV",
@@ -185,11 +189,14 @@ def missing_predictor_message(looked_at: str | Path | None) -> str:
         if looked_at is not None
         else f"no location was given (data_dir=... or ${OFA_DATA_ENV})"
     )
+    cached = data_home() / OFA_PREDICTOR_DATA.files[0].path
     return (
         f"top1 of the OFA MobileNetV3 supernets is a surrogate from OFA's public accuracy predictor, "
         f"{OFA_PREDICTOR_FILE}, and {where}. Download it from {OFA_PREDICTOR_URL} (also in "
         "github.com/gatech-sysml/CompOFA, NAS/checkpoints/acc_predictor.pth), put it in a folder and pass "
-        f"load_supernet('ofa-mbv3-w1.2', data_dir='<folder>') or set ${OFA_DATA_ENV}=<folder>"
+        f"load_supernet('ofa-mbv3-w1.2', data_dir='<folder>') or set ${OFA_DATA_ENV}=<folder>; or run "
+        f"`nastools data fetch {OFA_PREDICTOR_DATA.name}` where downloads work (it puts the file at "
+        f"{cached}, where the supernets find it)"
     )
 
 

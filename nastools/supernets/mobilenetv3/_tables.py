@@ -4,7 +4,8 @@ OFA and NSGANetV2 published per-layer latency tables for OFA MobileNetV3 sub-net
 latency is the sum of its layers' entries (stem, every active block, final expansion, pooling, feature
 mix, classifier). :class:`LatencyTable` reads both formats and predicts a latency from an arch and
 the supernet's shape; hardware keys such as ``lut-note10`` name these platforms: the OFA supernets
-offer the tables found in their ``data_dir`` as :class:`~nastools.hardware.LookupTableHardware`.
+offer the tables found in their ``data_dir``, ``$NASTOOLS_OFA_DATA`` or the data cache (fetched there
+on first use, see :mod:`nastools.datasets`) as :class:`~nastools.hardware.LookupTableHardware`.
 
 Formats (the key names a layer by its type and shapes, ``HxWxC``):
 
@@ -29,6 +30,8 @@ from pathlib import Path
 
 import yaml
 
+from nastools.datasets import Dataset, data_home
+from nastools.supernets.mobilenetv3._data import I7_8700K_DATA, NOTE10_DATA
 from nastools.supernets.mobilenetv3._layers import make_divisible
 from nastools.supernets.mobilenetv3._network import MobileNetV3Config
 from nastools.supernets.mobilenetv3._shapes import BlockShape, NetworkShape, network_shape
@@ -46,12 +49,14 @@ class TableSource:
         url: Where to download it.
         path: Where it lies inside a data folder laid out like the public copy
             (``<data_dir>/CompOFA/latency_table@note10``), see :func:`published_tables`.
+        dataset: Its pinned files, fetched into the data cache on first use (None: not fetchable).
     """
 
     platform: str
     files: str
     url: str
     path: str = ""
+    dataset: Dataset | None = None
 
 
 #: The public tables nastools knows by hardware key.
@@ -63,6 +68,7 @@ KNOWN_TABLES: dict[str, TableSource] = {
         path="CompOFA/latency_table@note10",
         url="https://github.com/han-cai/files/tree/master/ofa/note10 (also in "
         "github.com/gatech-sysml/CompOFA, NAS/checkpoints/latency_table@note10)",
+        dataset=NOTE10_DATA,
     ),
     "lut-i7-8700k": TableSource(
         platform="Intel i7-8700K CPU, NSGANetV2's per-block table for OFA MobileNetV3 w1.0 and w1.2 "
@@ -70,6 +76,7 @@ KNOWN_TABLES: dict[str, TableSource] = {
         files="the file i7-8700K_lut.yaml",
         path="nsganetv2/i7-8700K_lut.yaml",
         url="https://github.com/mikelzc1990/nsganetv2/blob/master/data/i7-8700K_lut.yaml",
+        dataset=I7_8700K_DATA,
     ),
 }
 
@@ -122,11 +129,17 @@ def missing_table_message(key: str, looked_at: str | Path | None = None) -> str:
             "folder of <r>_lookup_table.yaml files or a NSGANetV2-format YAML file as "
             f"load_supernet(..., tables={{{key!r}: <path>}})"
         )
+    fetch = (
+        f"; or run `nastools data fetch {source.dataset.name}` where downloads work (it puts the files in "
+        f"{data_home() / source.path})"
+        if source.dataset is not None
+        else ""
+    )
     return (
         f"{where}hardware {key!r} is a latency look-up table ({source.platform}): pass "
         f"load_supernet(..., data_dir=<folder holding {source.path}>) or "
         f"tables={{{key!r}: <{source.files}>}}. "
-        f"It comes from {source.url}"
+        f"It comes from {source.url}{fetch}"
     )
 
 
