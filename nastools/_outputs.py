@@ -119,7 +119,8 @@ def write_atomically(path: str | Path, data: bytes, what: str) -> Path:
     """Write ``data`` to ``path`` whole or not at all: a temporary file beside it, renamed when complete.
 
     torch's own writers abort the process on a full disk; writing their bytes from Python turns that
-    into an ``OSError`` of one line, and the file under ``path`` is never a partial one.
+    into an ``OSError`` of one line, and the file under ``path`` is never a partial one. A path that
+    is no regular file (``/dev/stdout``, a pipe) is written in place: renaming onto it would replace it.
 
     Raises:
         OSError: The disk is full or the file cannot be written (one line naming ``what`` and ``path``);
@@ -131,6 +132,13 @@ def write_atomically(path: str | Path, data: bytes, what: str) -> Path:
         b'123'
     """
     path = Path(path)
+    if path.exists() and not path.is_file() and not path.is_dir():
+        try:
+            with path.open("wb") as file:
+                file.write(data)
+        except OSError as error:
+            raise OSError(error.errno, f"cannot write the {what} {path}: {_why(error, path)}") from None
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -138,11 +146,25 @@ def write_atomically(path: str | Path, data: bytes, what: str) -> Path:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp's 0600 would make a shared checkpoint private
         os.replace(temporary, path)
     except OSError as error:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
-        full = error.errno in (errno.ENOSPC, errno.EDQUOT)
-        why = f"no space left on the disk holding {path.parent}" if full else (error.strerror or str(error))
-        raise OSError(error.errno, f"cannot write the {what} {path}: {why}; nothing was written") from None
+        raise OSError(
+            error.errno, f"cannot write the {what} {path}: {_why(error, path)}; nothing was written"
+        ) from None
     return path
+
+
+def _why(error: OSError, path: Path) -> str:
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"no space left on the disk holding {path.parent}"
+    return error.strerror or str(error)
+
+
+def _umask() -> int:
+    """The process's umask (read by setting and restoring it: there is no getter)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -23,7 +23,8 @@ import sys
 import warnings
 from collections.abc import Iterator, Sequence
 
-from nastools._outputs import check_output_dir, check_output_file
+from nastools._outputs import check_output_dir, check_output_file, write_atomically
+from nastools._tactic_names import BUILTIN_TACTICS, install_line
 
 __all__ = ["main"]
 
@@ -60,6 +61,47 @@ def _objectives(items: Sequence[str]) -> dict[str, str]:
     return spec
 
 
+def _option(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` of ``--option``: the key a Python name, the value read as YAML."""
+    import yaml
+
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"option {text!r}: write KEY=VALUE, e.g. predictor=ridge")
+    try:
+        return key, yaml.safe_load(value)
+    except yaml.YAMLError as error:
+        problem = str(error).splitlines()[0]
+        raise argparse.ArgumentTypeError(f"option {key}: {value!r} is not YAML ({problem})") from None
+
+
+def _options(pairs: Sequence[tuple[str, object]]) -> dict[str, object]:
+    """The ``--option`` pairs as a dict: each key once, none that another argument sets."""
+    options: dict[str, object] = {}
+    own = {"seed": "--seed", "initial_archs": "--initial-search", "exact": "--objectives"}
+    for key, value in pairs:
+        if key in own:
+            raise argparse.ArgumentTypeError(f"option {key!r} is set by {own[key]}; give that instead")
+        if key in options:
+            raise argparse.ArgumentTypeError(f"option {key!r} is given twice; give each option once")
+        options[key] = value
+    return options
+
+
+#: What --pop-size and --n-gen are, when not given, for the tactics that take them.
+_SHARED_DEFAULTS = {"pop_size": 20, "n_gen": 100}
+
+
+def _tactics_epilog() -> str:
+    width = max(map(len, BUILTIN_TACTICS)) + 2
+    lines = [
+        f"  {name:<{width}}{entry.description}" + (f" ({install_line(name)})" if entry.extra else "")
+        for name, entry in BUILTIN_TACTICS.items()
+    ]
+    return "tactics (--tactic):\n" + "\n".join(lines)
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -82,14 +124,42 @@ def _parser() -> argparse.ArgumentParser:
             "--data-dir", help="folder of public files the supernet uses (OFA: predictor, tables)"
         )
 
-    search = verbs.add_parser("search", help="run a tactic, store every validation, print the front")
+    search = verbs.add_parser(
+        "search",
+        help="run a tactic, store every validation, print the front",
+        epilog=_tactics_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     supernet_options(search)
     search.add_argument("--objectives", nargs="+", required=True, help=_OBJECTIVES_HELP)
-    search.add_argument("--tactic", default="concurrent", help="random, nsga2, full, concurrent, weaknas")
-    search.add_argument("--budget", type=_positive, required=True, help="validations allowed")
-    search.add_argument("--pop-size", type=_positive, default=20, help="population / batch size")
     search.add_argument(
-        "--n-gen", type=_positive, default=100, help="inner-search generations (concurrent, full)"
+        "--tactic",
+        default="concurrent",
+        metavar="NAME",
+        help="a tactic of the registry: listed below, or one a module of yours registers (register_tactic) "
+        "when --supernet module:factory imports it",
+    )
+    search.add_argument("--budget", type=_positive, required=True, help="validations allowed")
+    search.add_argument(
+        "--pop-size",
+        type=_positive,
+        help=f"population / batch size (random, weaknas: batch_size); an error for a tactic that takes none "
+        f"(default {_SHARED_DEFAULTS['pop_size']} where one is taken)",
+    )
+    search.add_argument(
+        "--n-gen",
+        type=_positive,
+        help=f"inner-search generations; an error for a tactic that takes none (default "
+        f"{_SHARED_DEFAULTS['n_gen']} where taken)",
+    )
+    search.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        type=_option,
+        metavar="KEY=VALUE",
+        help="a constructor argument of the tactic, its value in YAML (predictor=ridge, min_new=5, "
+        "'predictor={top1: gbm}'); repeat for more; wins over --pop-size and --n-gen",
     )
     search.add_argument("--seed", type=int, default=0)
     search.add_argument("--store", required=True, help="the result store (sqlite file)")
@@ -187,26 +257,55 @@ def _load(supernet: str | None, data_dir: str | None):
     return load_supernet(name, **options)
 
 
+def _shared_options(args: argparse.Namespace) -> dict[str, int]:
+    """``--pop-size`` and ``--n-gen`` as given, by the tactic's names for them; an error where it takes none.
+
+    Raises:
+        ValueError: An unknown tactic, or one that takes no such setting (what it takes is listed).
+    """
+    from nastools.search import tactic_preset
+
+    preset = tactic_preset(args.tactic)
+    options = {}
+    for flag in ("--pop-size", "--n-gen"):
+        setting = flag[2:].replace("-", "_")
+        value = getattr(args, setting)
+        if value is None:
+            continue
+        parameter = preset.parameter_for(setting)
+        if parameter is None:
+            raise ValueError(
+                f"{flag}: tactic {args.tactic!r} takes no {setting}; it takes {preset.parameters()} "
+                "(--option KEY=VALUE)"
+            )
+        options[parameter] = value
+    return options
+
+
 def _search(args: argparse.Namespace) -> int:
     from nastools.evaluation import Evaluator
-    from nastools.search import TACTICS, best_population, make_tactic, run_tactic
+    from nastools.search import best_population, make_tactic, run_tactic, tactic_names
 
-    if args.tactic not in TACTICS:
-        raise ValueError(f"unknown tactic {args.tactic!r}; choose one of {sorted(TACTICS)}")
+    # a tactic registered by the user's module is known once --supernet has imported it: a name known
+    # now is checked (with --pop-size and --n-gen) before any work
+    shared = _shared_options(args) if args.tactic in tactic_names() else None
     supernet = _load(args.supernet, args.data_dir)
+    if shared is None:
+        shared = _shared_options(args)
     evaluator = Evaluator(supernet, args.store)
     objectives = _objectives(args.objectives)
-    params = {"seed": args.seed}
-    if args.tactic in ("nsga2", "concurrent", "full"):
-        params["pop_size"] = args.pop_size
-    if args.tactic in ("concurrent", "full"):
-        params["n_gen"] = args.n_gen
-        params["exact"] = evaluator.free(objectives)
-    if args.tactic in ("random", "weaknas"):
-        params["batch_size"] = args.pop_size
+    # the defaults reach the tactics that take them; what was given is the tactic's own argument
+    settings = {**_SHARED_DEFAULTS, "exact": evaluator.free(objectives)}
+    options = {"seed": args.seed, **shared, **_options(args.option)}
     if args.initial_search:
-        params["initial_archs"] = best_population(evaluator.store, args.initial_search, supernet.space)
-    tactic = make_tactic(args.tactic, supernet.space, objectives, args.budget, **params)
+        options["initial_archs"] = best_population(evaluator.store, args.initial_search, supernet.space)
+    try:
+        tactic = make_tactic(
+            args.tactic, supernet.space, objectives, args.budget, settings=settings, **options
+        )
+    except ImportError as error:  # an alternative whose library is not installed
+        message, line = str(error).splitlines()[0], install_line(args.tactic)
+        raise ValueError(message if line is None or line in message else f"{message}; {line}") from None
     with _warnings_as_lines("search"):
         run_tactic(tactic, evaluator, search_id=args.search_id)
     _print(tactic.results().query("front").drop(columns="front"))
@@ -271,6 +370,14 @@ def _stored_search(store_path: str, search_id: str, supernet: str | None, data_d
         raise ValueError(
             f"search {search_id!r} searched {record['supernet_id']!r}, not {supernet.supernet_id!r}"
         )
+    keys = store.validations(search_id)
+    measured = store.measurements(supernet_id=supernet.supernet_id, arch=keys[0]) if keys else None
+    if measured is not None and supernet.checkpoint_hash not in set(measured["checkpoint_hash"]):
+        raise ValueError(  # else its validations would be measured anew, into a store opened read-only
+            f"search {search_id!r} was measured on checkpoint {sorted(set(measured['checkpoint_hash']))} of "
+            f"{supernet.supernet_id!r}, but the supernet loaded has checkpoint {supernet.checkpoint_hash!r}: "
+            "pass --supernet the checkpoint the search ran with"
+        )
     evaluator = Evaluator(supernet, store, progress=False)
     stored = record["config"]["objectives"]
     objectives = parse_objectives(stored)
@@ -280,7 +387,6 @@ def _stored_search(store_path: str, search_id: str, supernet: str | None, data_d
             f"{[o.label for o in objectives]} may be in alphabetical order, not the one given; "
             "pass --by to choose the objective"
         )
-    keys = store.validations(search_id)
     values = evaluator.values([supernet.space.from_key(k) for k in keys], objectives) if keys else {}
     table = pd.DataFrame({"arch": keys, **values})
     table["front"] = front_mask(table, objectives) if len(table) else []
@@ -313,7 +419,7 @@ def _front(args: argparse.Namespace) -> int:
     print(f"front of {args.search_id!r}: {len(front)} sub-networks, best first by {ranked_by}")
     _print(front)
     if args.csv:
-        front.to_csv(args.csv, index=False)
+        write_atomically(args.csv, front.to_csv(index=False).encode(), "front CSV")  # never a partial file
         print(f"wrote {args.csv}")
     return 0
 
@@ -364,17 +470,24 @@ def _print(table) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run a verb; argument problems and failures end in one line on stderr (exit status 2 or 1)."""
+    """Run a verb; argument problems, failures and Ctrl+C end in one line on stderr (exit 2, 1, 130)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in _DELEGATED:  # their own command lines, options and --help included
         module, function = _DELEGATED[argv[0]]
-        result = getattr(importlib.import_module(module), function)(argv[1:])
+        try:
+            result = getattr(importlib.import_module(module), function)(argv[1:])
+        except KeyboardInterrupt:
+            return _interrupted(argv[0], None)
+        except (ValueError, OSError) as error:  # one its own main let through (a StoreError: a full disk)
+            print(f"nastools {argv[0]}: error: {str(error).splitlines()[0]}", file=sys.stderr)
+            return 1
         return result if isinstance(result, int) else 0
     parser = _parser()
     args = parser.parse_args(argv)
     if args.verb == "search":
         try:
             _objectives(args.objectives)
+            _options(args.option)
         except argparse.ArgumentTypeError as error:
             parser.error(str(error))
     try:  # before any work: an output that cannot be written is an argument error
@@ -389,6 +502,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError, argparse.ArgumentTypeError) as error:  # OSError: names its path
         print(f"nastools {args.verb}: error: {str(error).splitlines()[0]}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        return _interrupted(args.verb, args.store if args.verb in ("search", "measure") else None)
+
+
+def _interrupted(verb: str, store: str | None) -> int:
+    """Ctrl+C: one line instead of a traceback, and the shell's status for SIGINT (130)."""
+    kept = f"; everything measured is in {store}: run the same command to resume" if store else ""
+    print(f"nastools {verb}: interrupted{kept}", file=sys.stderr)
+    return 130
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from nastools._outputs import _umask
+
 __all__ = [
     "DATA_ENV",
     "MIRROR_ENV",
@@ -142,8 +144,8 @@ def github_raw_url(repository: str, commit: str, path: str) -> str:
 def data_home(home: str | Path | None = None) -> Path:
     """The cache folder (it need not exist yet).
 
-    ``home`` when given, else ``$NASTOOLS_DATA``, else ``$XDG_CACHE_HOME/nastools``, else
-    ``~/.cache/nastools``.
+    ``home`` when given, else ``$NASTOOLS_DATA`` (a relative one taken from the current folder, made
+    absolute here), else ``$XDG_CACHE_HOME/nastools``, else ``~/.cache/nastools``.
 
     Example:
         >>> str(data_home("/data/nastools"))
@@ -152,7 +154,7 @@ def data_home(home: str | Path | None = None) -> Path:
     if home is not None:
         return Path(home).expanduser()
     if os.environ.get(DATA_ENV):
-        return Path(os.environ[DATA_ENV]).expanduser()
+        return Path(os.environ[DATA_ENV]).expanduser().absolute()
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
     return base / "nastools"
@@ -198,11 +200,21 @@ def _sha256(path: Path) -> str:
 
 
 def file_status(file: DataFile, home: str | Path | None = None) -> str:
-    """``"verified"`` (in the cache with its SHA-256), ``"missing"`` or ``"corrupt"`` (another SHA-256)."""
+    """``"verified"`` (in the cache with its SHA-256), ``"missing"`` or ``"corrupt"`` (another SHA-256).
+
+    Raises:
+        FetchError: The cached file cannot be read (another user's private file): one line naming it.
+    """
     target = data_home(home) / file.path
     if not target.is_file():
         return "missing"
-    return "verified" if _sha256(target) == file.sha256 else "corrupt"
+    try:
+        return "verified" if _sha256(target) == file.sha256 else "corrupt"
+    except PermissionError as error:
+        raise FetchError(
+            f"cannot read the cached file {target} ({error.strerror}): ask its owner to make it readable "
+            f"(chmod a+r), or set ${DATA_ENV} to a cache folder of your own"
+        ) from None
 
 
 def _source_url(file: DataFile, mirror: str | None) -> str:
@@ -255,6 +267,7 @@ def _download(file: DataFile, url: str, target: Path) -> None:
                 f"{file.path} downloaded from {url} has sha256 {got}, expected {file.sha256}: refused "
                 "(a changed or corrupted source); nothing was kept"
             )
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp's 0600 would hide a shared cache from its users
         os.replace(temporary, target)
     except FetchError:
         raise
@@ -266,10 +279,17 @@ def _download(file: DataFile, url: str, target: Path) -> None:
 
 def _ensure(file: DataFile, home: str | Path | None, mirror: str | None) -> tuple[Path, bool]:
     target = data_home(home) / file.path
-    if file_status(file, home) == "verified":
+    status = file_status(file, home)
+    if status == "verified":
         return target, False
     url = _source_url(file, mirror)
     if not downloads_allowed():
+        if status == "corrupt":  # not "missing": the file there is damaged or another one
+            raise FetchError(
+                f"the cached file {target} fails its sha256 check (expected {file.sha256}) and downloads are "
+                f"off (${OFFLINE_ENV}): delete it and run `nastools data fetch` where downloads work, or "
+                f"download {url} to {target}"
+            )
         raise _unavailable(file, url, target, f"downloads are off (${OFFLINE_ENV})")
     _download(file, url, target)
     return target, True

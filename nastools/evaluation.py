@@ -1,4 +1,4 @@
-"""Measure sub-networks: task metrics, proxies and latency per hardware config, into the store."""
+"""Measure sub-networks: task metrics, proxies, and latency, memory, energy per hardware, into the store."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pandas as pd
 from torch import nn
 from tqdm.auto import tqdm
 
-from nastools.hardware import Hardware, busy_cores, resolve_hardware, timing_noise
+from nastools.hardware import LATENCY_MS, MEASURERS, Hardware, busy_cores, resolve_hardware, timing_noise
 from nastools.metrics import Metric
 from nastools.objectives import Objective, column_label, parse_objectives
 from nastools.proxies import naswot
@@ -31,7 +31,7 @@ NOISY_TIMING = 0.1
 
 
 class BusyMachineWarning(UserWarning):
-    """Latency timed now would be noise: other processes use the cores, or the host's shared cache."""
+    """Latency (or energy) measured now would be noise: other processes use the cores, or the host's cache."""
 
 
 #: Columns of the long table :meth:`Evaluator.measure` returns.
@@ -64,12 +64,18 @@ class Evaluator:
 
     Metrics are the supernet's declared task metrics (``top1``, ``perplexity`` ...), stored with
     kind ``validation`` (or ``prediction`` for a surrogate), the proxies ``macs``, ``params`` and
-    ``naswot`` (kind ``proxy``), and ``latency_ms`` per hardware target.
+    ``naswot`` (kind ``proxy``), and the per-hardware metrics ``latency_ms``, ``peak_memory_mb`` and
+    ``energy_mj`` on every hardware target given: each target measures the metric asked for with
+    its measurer (:data:`~nastools.hardware.MEASURERS`), and a target that cannot give it (a
+    look-up table asked for memory, energy without a readable counter) is a one-line error before
+    anything is measured.
 
     Args:
         supernet: What to measure.
         store: A :class:`ResultStore`, a path to one, or None to keep nothing.
         min_run_time: Seconds of timed runs per latency measurement (``torch.utils.benchmark``).
+            Memory and energy use their measurers' defaults (3 profiled calls; 1 s of metered calls,
+            which an energy counter's resolution needs).
         max_relative_spread: Latency whose IQR/median exceeds this is flagged.
         progress: Show a tqdm bar that advances with every measurement.
         latency_rounds: Latencies of up to ``latency_group`` archs are timed together, interleaved
@@ -77,7 +83,8 @@ class Evaluator:
             phase of the machine does not land on a few archs only.
         latency_group: How many sub-networks are timed together (they are held in memory).
         naswot_batch_size: Inputs of the batch NASWOT scores.
-        busy_interval: Before timing latency, watch the cores this many seconds, then time a fixed
+        busy_interval: Before timing latency or metering energy (not before memory, which other
+            processes do not change), watch the cores this many seconds, then time a fixed
             probe as long (:func:`~nastools.hardware.timing_noise`); when other processes keep at
             least :data:`BUSY_CORES` busy, or the probe varies by more than :data:`NOISY_TIMING`
             (other machines on a shared host), warn (:class:`BusyMachineWarning`): what is timed
@@ -119,6 +126,11 @@ class Evaluator:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if naswot_batch_size < 2:
             raise ValueError(f"naswot_batch_size must be at least 2, got {naswot_batch_size}")
+        if store is not None and not isinstance(store, (ResultStore, str, Path)):
+            raise ValueError(
+                f"store must be a ResultStore, the path of one, or None, got {type(store).__name__} "
+                f"({store!r})"
+            )
         self.supernet = supernet
         self.store = ResultStore(store) if isinstance(store, (str, Path)) else store
         self.timing = {"min_run_time": float(min_run_time), "max_relative_spread": float(max_relative_spread)}
@@ -126,7 +138,7 @@ class Evaluator:
         self.latency_group = int(latency_group)
         self.naswot_batch_size = int(naswot_batch_size)
         self.progress = progress
-        #: Fresh measurements made (not read from the store), and how many latencies were flagged.
+        #: Fresh measurements made (not read from the store), and how many were flagged (latency).
         self.n_measured = 0
         self.n_flagged = 0
         #: Seconds the busy-machine check watches the cores before latency is timed (0: no check).
@@ -168,6 +180,8 @@ class Evaluator:
     def free(self, objectives: Iterable[Objective] | Mapping[str, str]) -> dict[str, Callable]:
         """Functions for the objectives that cost no validation: closed-form proxies and table latency.
 
+        Memory and energy are never free: they are measured on the sub-network.
+
         Searches on predictors compute these exactly instead of predicting them.
 
         Returns:
@@ -179,8 +193,8 @@ class Evaluator:
             metric = supernet.metric(objective.metric)
             if metric.per_hardware and objective.hardware is not None:
                 target = resolve_hardware(objective.hardware, supernet)
-                if not target.needs_subnet:
-                    functions[objective.label] = _table_latency(target, supernet)
+                if not target.needs_subnet and metric.name in target.metrics:
+                    functions[objective.label] = _table_values(target, metric.name, supernet)
             elif objective.metric in ("macs", "params") and not supernet.needs_subnet(objective.metric):
                 count = getattr(supernet, objective.metric)
                 functions[objective.label] = lambda archs, count=count: [float(count(a)) for a in archs]
@@ -258,8 +272,8 @@ class Evaluator:
         Args:
             archs: One arch or several; duplicates (after canonicalisation) are measured once.
             metrics: Metric names (default: the task metrics, ``macs`` and ``params``).
-            hardware: Targets or keys such as ``"cpu-t1-b1"`` or ``"lut-note10"``; needed for
-                ``latency_ms``.
+            hardware: Targets or keys such as ``"cpu-t1-b1"`` or ``"lut-note10"``; needed for the
+                per-hardware metrics (``latency_ms``, ``peak_memory_mb``, ``energy_mj``).
             search_id: Stored with new measurements.
 
         Returns:
@@ -269,8 +283,9 @@ class Evaluator:
 
         Raises:
             ValueError: For an arch outside the space, a metric the supernet has not, a bad hardware
-                target, ``latency_ms`` without hardware, or a task metric the supernet cannot give
-                now; raised before anything is measured or stored.
+                target, a per-hardware metric without hardware or one a target cannot give here (a
+                look-up table asked for memory; energy without a readable counter), or a task metric
+                the supernet cannot give now; raised before anything is measured or stored.
             FileNotFoundError: A file needed for a metric is missing (the message says where it comes
                 from). Also raised before measuring.
         """
@@ -287,13 +302,19 @@ class Evaluator:
         for metric in chosen:
             if metric in self.supernet.metrics:
                 self.supernet.check_metric(metric.name)
-        static = sorted((m for m in chosen if not m.per_hardware), key=lambda m: _ORDER[m.kind])
         timed = [(m, t) for m in per_hardware for t in targets]
+        for metric, target in timed:  # each target has this metric's measurer (an energy counter ...)
+            target.check_metric(metric.name)
+        static = sorted((m for m in chosen if not m.per_hardware), key=lambda m: _ORDER[m.kind])
         known = self._stored(keys, [(m, None) for m in static] + timed)
         todo = sum((k, m.name, "") not in known for k in keys for m in static)
         todo += sum((k, m.name, t.key) not in known for k in keys for m, t in timed)
         fresh: dict[tuple[str, str, str], dict] = {}
-        if any(t.host() and (k, m.name, t.key) not in known for k in keys for m, t in timed):
+        if any(
+            t.host() and _timing_sensitive(m.name) and (k, m.name, t.key) not in known
+            for k in keys
+            for m, t in timed
+        ):
             self._check_quiet()
         bar = tqdm(
             total=todo,
@@ -315,8 +336,8 @@ class Evaluator:
                 for metric, target in timed:
                     untimed = [key for key in group if (key, metric.name, target.key) not in known]
                     if untimed:
-                        bar.set_postfix_str(f"latency {target.key}", refresh=False)
-                        rows = self._measure_latency(untimed, metric, target, search_id, subnets, bar)
+                        bar.set_postfix_str(f"{metric.name} {target.key}", refresh=False)
+                        rows = self._measure_on_hardware(untimed, metric, target, search_id, subnets, bar)
                         fresh.update({(r["arch"], metric.name, target.key): r for r in rows})
                         bar.set_postfix_str("", refresh=False)
         finally:
@@ -332,7 +353,7 @@ class Evaluator:
         return pd.DataFrame([{c: row.get(c) for c in COLUMNS} for row in rows], columns=COLUMNS)
 
     def _check_quiet(self) -> None:
-        """Before timing latency: warn when other processes keep cores busy, or timing is noisy.
+        """Before timing latency or metering energy: warn when other processes use cores, or timing varies.
 
         Each cause is warned of once per Evaluator (a search times latency every generation);
         :attr:`busy` and :attr:`timing_noise` hold the last check's readings.
@@ -429,7 +450,13 @@ class Evaluator:
             bar.update()
         return rows
 
-    def _measure_latency(
+    def _options(self, metric: str) -> dict:
+        """The Evaluator's settings for ``metric``'s measurer (latency: rounds, timing; others: defaults)."""
+        if metric == LATENCY_MS:
+            return {"rounds": self.latency_rounds, **self.timing}
+        return {}
+
+    def _measure_on_hardware(
         self,
         keys: list[str],
         metric: Metric,
@@ -438,11 +465,11 @@ class Evaluator:
         subnets: dict[str, nn.Module],
         bar: tqdm,
     ) -> list[dict]:
-        """Latencies of the archs of ``keys`` on ``target`` (timed interleaved), stored as a group."""
+        """``metric`` of the archs of ``keys`` as ``target`` measures it, stored as a group."""
         space = self.supernet.space
         archs = [space.from_key(key) for key in keys]
         modules = [self._subnet(key, subnets) if target.needs_subnet else None for key in keys]
-        if target.needs_subnet:  # timed: the bar advances inside the interleaved rounds
+        if target.needs_subnet:  # measured here: the bar advances inside the measurer
             done = 0.0
 
             def advance(fraction: float) -> None:
@@ -451,40 +478,50 @@ class Evaluator:
                 done += fraction
                 bar.update(fraction)
 
-            timings = target.latencies(
-                self.supernet, archs, modules, rounds=self.latency_rounds, progress=advance, **self.timing
+            measurements = target.measure(
+                metric.name, self.supernet, archs, modules, progress=advance, **self._options(metric.name)
             )
             advance(len(keys) - done)
         else:
-            timings = target.latencies(self.supernet, archs, modules)
+            measurements = target.measure(metric.name, self.supernet, archs, modules)
             bar.update(len(keys))
+        if len(measurements) != len(keys):
+            raise ValueError(
+                f"hardware {target.key!r} gave {len(measurements)} {metric.name} for {len(keys)} archs"
+            )
         host = target.host()
         rows = [
             self._row(
                 key,
                 metric,
-                t.median_ms,
+                m.value,
                 search_id,
                 hardware=target.key,
                 host=host,
-                spread=t.spread_ms,
-                repeats=t.repeats,
-                flagged=t.flagged,
+                spread=m.spread,
+                repeats=m.repeats,
+                flagged=m.flagged,
             )
-            for key, t in zip(keys, timings)
+            for key, m in zip(keys, measurements)
         ]
         if self.store is not None:
             self.store.add(rows)
         self.n_measured += len(rows)
-        self.n_flagged += sum(t.flagged for t in timings)
+        self.n_flagged += sum(bool(m.flagged) for m in measurements)
         return rows
 
 
-def _table_latency(target: Hardware, supernet: Supernet) -> Callable:
-    def latency(archs: Sequence[Arch]) -> list[float]:
-        return [t.median_ms for t in target.latencies(supernet, list(archs), [None] * len(archs))]
+def _timing_sensitive(metric: str) -> bool:
+    """Whether other processes make ``metric`` noise (latency, energy), so the machine is checked first."""
+    measurer = MEASURERS.get(metric)
+    return measurer is None or measurer.timing_sensitive
 
-    return latency
+
+def _table_values(target: Hardware, metric: str, supernet: Supernet) -> Callable:
+    def values(archs: Sequence[Arch]) -> list[float]:
+        return [m.value for m in target.measure(metric, supernet, list(archs), [None] * len(archs))]
+
+    return values
 
 
 def wide(measurements: pd.DataFrame) -> pd.DataFrame:

@@ -39,6 +39,8 @@ __all__ = ["FORMATS", "export_subnet"]
 
 #: Format name to the file it writes.
 FORMATS = {"pt": "model.pt2", "torchscript": "model.torchscript.pt", "onnx": "model.onnx"}
+#: Every file an export may write besides ``model.json`` (ONNX puts large weights in ``model.onnx.data``).
+_EXPORT_FILES = (*FORMATS.values(), "model.onnx.data")
 
 
 def _dynamic_batch(inputs: tuple[torch.Tensor, ...]) -> tuple[dict[int, Any], ...]:
@@ -60,7 +62,7 @@ def export_subnet(
     out_dir: str | Path,
     *,
     formats: Sequence[str] = ("pt", "torchscript", "onnx"),
-    store: ResultStore | None = None,
+    store: ResultStore | str | Path | None = None,
     batch_size: int = 2,
 ) -> list[Path]:
     """Write ``arch``'s sub-network of ``supernet`` as it was measured, in ``formats``, into ``out_dir``.
@@ -69,9 +71,12 @@ def export_subnet(
         supernet: The supernet the arch belongs to.
         arch: The chosen sub-network.
         out_dir: Folder for the files (created). Each file is renamed into place once complete,
-            ``model.json`` last: a folder with a ``model.json`` holds a complete export.
-        formats: Any of ``"pt"`` (a ``torch.export`` program), ``"torchscript"``, ``"onnx"``.
-        store: Where its measurements are (copied into ``model.json``).
+            ``model.json`` last: a folder with a ``model.json`` holds a complete export. The files
+            of an earlier export there that this one does not write (``model.onnx`` when only
+            ``"pt"`` is asked for) are removed, so that they are not taken for this arch's.
+        formats: A list of any of ``"pt"`` (a ``torch.export`` program), ``"torchscript"``, ``"onnx"``.
+        store: Where its measurements are (copied into ``model.json``): a :class:`ResultStore`, or
+            the path of one (opened read-only).
         batch_size: Batch of the example inputs the export traces with (the batch dimension stays
             dynamic where the module allows it).
 
@@ -79,8 +84,9 @@ def export_subnet(
         The paths written, ``model.json`` last.
 
     Raises:
-        ValueError: An arch outside the space, an unknown format, or a batch size that is not a
-            positive integer.
+        ValueError: An arch outside the space, an unknown format, formats given as one string, a
+            store that is neither a ResultStore nor a path, or a batch size that is not a positive
+            integer.
         ImportError: ``"onnx"`` without the ``onnx`` and ``onnxscript`` packages
             (``pip install nastools[export]``).
         OSError: ``out_dir`` cannot be written (checked before the work), or its disk is full (checked
@@ -91,6 +97,8 @@ def export_subnet(
         >>> export_subnet(supernet, arch, "exported/")  # doctest: +SKIP
         [PosixPath('exported/model.pt2'), PosixPath('exported/model.torchscript.pt'), ...]
     """
+    if isinstance(formats, str):
+        raise ValueError(f"formats is a list of format names, e.g. formats=[{formats!r}]; got {formats!r}")
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
         raise ValueError(f"unknown export format(s) {unknown}; choose from {list(FORMATS)}")
@@ -99,18 +107,24 @@ def export_subnet(
             f"batch_size must be a positive integer (the batch the export traces with), got {batch_size!r}"
         )
     batch_size = int(batch_size)
+    if store is not None and not isinstance(store, (ResultStore, str, Path)):
+        raise ValueError(
+            f"store must be a ResultStore, the path of one, or None, got {type(store).__name__} ({store!r})"
+        )
     arch = supernet.space.canonical(arch)
     out = check_output_dir(out_dir, "out_dir")
     _check_free_space(out, supernet.params(arch), formats)
+    key = supernet.space.key(arch)
+    measurements = _measurements(store, supernet, key)  # a store that cannot be read fails before the work
     module = supernet.export_module(arch).eval()
     inputs = tuple(supernet.example_inputs(arch, batch_size))
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     # every file is written under a hidden folder in out_dir, then renamed into place (the same file
     # system, so a rename that cannot fail for space): a failed export leaves nothing that looks like one
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out))
     try:
         written, dynamic = _write_formats(module, inputs, formats, staging, out)
-        key = supernet.space.key(arch)
         info = {
             "supernet_id": supernet.supernet_id,
             "checkpoint_hash": supernet.checkpoint_hash,
@@ -120,13 +134,18 @@ def export_subnet(
             "dynamic_batch": dynamic,
             "as_measured": "the module the task metric was measured on (Supernet.export_module)",
             "files": written,
-            "measurements": _measurements(store, supernet, key),
+            "measurements": measurements,
         }
         with _writing(out, "model.json"):
             _write_bytes(staging / "model.json", (json.dumps(info, indent=2, default=str) + "\n").encode())
         _install(staging, out)
-    finally:
+    except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        if created:  # a failed export into a new folder leaves no folder behind
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
     return [*(out / name for name in written), out / "model.json"]
 
 
@@ -212,8 +231,15 @@ def _writing(out: Path, name: str) -> Iterator[None]:
 
 
 def _install(staging: Path, out: Path) -> None:
-    """Move the finished files from ``staging`` into ``out``: ``model.json`` first out, last in."""
+    """Move the finished files from ``staging`` into ``out``: ``model.json`` first out, last in.
+
+    The files of an earlier export that this one does not replace are removed: beside the new
+    ``model.json`` they would pass for the new arch.
+    """
     (out / "model.json").unlink(missing_ok=True)  # a half-replaced export must not look complete
+    for name in _EXPORT_FILES:
+        if not (staging / name).exists():
+            (out / name).unlink(missing_ok=True)
     for path in sorted(staging.iterdir()):
         if path.name != "model.json":
             os.replace(path, out / path.name)
@@ -241,9 +267,14 @@ def _write_onnx(program: Any, inputs: tuple[torch.Tensor, ...], path: Path) -> P
     return path
 
 
-def _measurements(store: ResultStore | None, supernet: Supernet, key: str) -> list[dict[str, Any]]:
+def _measurements(
+    store: ResultStore | str | Path | None, supernet: Supernet, key: str
+) -> list[dict[str, Any]]:
     if store is None:
         return []
+    if not isinstance(store, ResultStore):
+        with ResultStore(store, read_only=True) as opened:
+            return _measurements(opened, supernet, key)
     rows = store.measurements(
         supernet_id=supernet.supernet_id, checkpoint_hash=supernet.checkpoint_hash, arch=key
     )

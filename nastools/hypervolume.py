@@ -9,9 +9,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from pymoo.indicators.hv import HV
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
+from nastools.metrics import _bounds_pair
 from nastools.objectives import Objective, parse_objectives
 
 __all__ = ["HypervolumeIndicator", "pareto_front_mask"]
@@ -22,10 +24,12 @@ class HypervolumeIndicator:
 
     Each objective is scaled to ``[0, 1]`` by its bounds, maximised objectives flipped so that 0
     is best in every dimension, and the hypervolume is taken against the reference point
-    ``(1, ..., 1)``; it lies in ``[0, 1]``. A point worse than a bound in any objective lies
-    outside the box and contributes nothing; a value better than a bound counts as the bound, and
-    :attr:`n_clipped` counts such values in the last call (when it grows, the box is too small to
-    tell fronts apart: give the metric declared bounds, see :class:`~nastools.metrics.Metric`).
+    ``(1, ..., 1)``; it lies in ``[0, 1]``. A point worse than a bound in any objective (an
+    infinite latency included) lies outside the box and contributes nothing; a value better than a
+    bound (an infinite one included) counts as the bound, and :attr:`n_clipped` counts such values
+    in the last call (when it grows, the box is too small to tell fronts apart: give the metric
+    declared bounds, see :class:`~nastools.metrics.Metric`). A NaN value is an error: it is no
+    measurement.
 
     Args:
         objectives: E.g. ``{"top1": "max", "macs": "min"}``.
@@ -33,7 +37,8 @@ class HypervolumeIndicator:
             ``low < high``.
 
     Raises:
-        ValueError: A missing, NaN, infinite or empty (``low >= high``) bound.
+        ValueError: A missing, NaN, infinite or empty (``low >= high``) bound, or one that is not a
+            pair of numbers.
 
     Example:
         >>> hv = HypervolumeIndicator({"top1": "max", "macs": "min"},
@@ -52,7 +57,7 @@ class HypervolumeIndicator:
         for objective in self.objectives:
             if objective.label not in bounds:
                 raise ValueError(f"no bounds given for objective {objective.label!r}")
-            lo, hi = (float(b) for b in bounds[objective.label])
+            lo, hi = _bounds_pair(bounds[objective.label], f"bounds for {objective.label!r}")
             if not (np.isfinite(lo) and np.isfinite(hi)):
                 raise ValueError(
                     f"bounds for {objective.label!r} must be finite numbers, got ({lo}, {hi}): give the "
@@ -68,15 +73,33 @@ class HypervolumeIndicator:
         self._maximise = np.array([o.direction == "max" for o in self.objectives])
         self._hv = HV(ref_point=np.ones(len(self.objectives)))
 
-    def normalize(self, values: Mapping[str, Any] | Any) -> np.ndarray:
-        """Objective values as an ``(n, n_objectives)`` array in the unit box (0 best), unclipped."""
+    def normalize(self, values: Mapping[str, Any] | pd.DataFrame) -> np.ndarray:
+        """Objective values as an ``(n, n_objectives)`` array in the unit box (0 best), unclipped.
+
+        Raises:
+            ValueError: ``values`` is not a mapping or DataFrame, lacks an objective, its columns
+                differ in length, or a value is NaN.
+        """
+        labels = [o.label for o in self.objectives]
+        if not isinstance(values, (Mapping, pd.DataFrame)):
+            raise ValueError(
+                f"values must be a dict of objective label to values, or a DataFrame with columns {labels}; "
+                f"got {type(values).__name__}"
+            )
         columns = []
-        for objective in self.objectives:
-            try:
-                column = values[objective.label]
-            except (KeyError, IndexError) as error:
-                raise ValueError(f"values have no column for objective {objective.label!r}") from error
-            columns.append(np.asarray(column, dtype=np.float64).reshape(-1))
+        for label in labels:
+            if label not in values:
+                raise ValueError(f"values have no column for objective {label!r}")
+            columns.append(np.asarray(values[label], dtype=np.float64).reshape(-1))
+        lengths = {label: len(column) for label, column in zip(labels, columns)}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"values have columns of different lengths {lengths}: give one value per arch")
+        for label, column in zip(labels, columns):
+            if np.isnan(column).any():
+                rows = np.flatnonzero(np.isnan(column)).tolist()
+                raise ValueError(
+                    f"values of {label!r} are NaN in row(s) {rows[:5]}: drop those archs or measure them anew"
+                )
         V = np.column_stack(columns) if columns[0].size else np.empty((0, len(columns)))
         scaled = (V - self._low) / (self._high - self._low)
         return np.where(self._maximise, 1.0 - scaled, scaled)
@@ -84,7 +107,7 @@ class HypervolumeIndicator:
     def __call__(self, values: Mapping[str, Any] | Any) -> float:
         """Hypervolume of ``values`` (a mapping of arrays or a DataFrame with the objective columns)."""
         F = self.normalize(values)
-        F = F[np.all(np.isfinite(F), axis=1) & np.all(F < 1.0, axis=1)]
+        F = F[np.all(F < 1.0, axis=1)]  # outside the box; a value better than a bound (-inf too) is clipped
         self.n_clipped = int((F < 0.0).sum())
         if len(F) == 0:
             return 0.0

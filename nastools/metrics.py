@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 import math
+import numbers
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["GENERIC_METRICS", "KINDS", "LATENCY", "MACS", "NASWOT", "PARAMS", "Metric"]
+__all__ = [
+    "ENERGY",
+    "GENERIC_METRICS",
+    "KINDS",
+    "LATENCY",
+    "MACS",
+    "NASWOT",
+    "PARAMS",
+    "PEAK_MEMORY",
+    "Metric",
+]
 
 #: Kinds of evaluation (the paper's three): measured for real, predicted by a model, or a cheap proxy.
 KINDS = ("validation", "prediction", "proxy")
@@ -29,7 +41,8 @@ class Metric:
         kind: ``"validation"`` (measured for real), ``"prediction"`` (a surrogate model's estimate,
             e.g. OFA's accuracy predictor) or ``"proxy"`` (cheap stand-ins: MACs, parameters,
             zero-cost scores).
-        per_hardware: Measured once per hardware config (latency) rather than once per arch.
+        per_hardware: Measured once per hardware config (latency, memory, energy) rather than once per
+            arch, by the hardware target's measurer for this name (:data:`nastools.hardware.MEASURERS`).
 
     Example:
         >>> Metric("top1", "max", "%").label
@@ -52,7 +65,7 @@ class Metric:
         if self.kind not in KINDS:
             raise ValueError(f"metric {self.name!r} has kind {self.kind!r}; use one of {list(KINDS)}")
         if self.bounds is not None:
-            low, high = (float(b) for b in self.bounds)
+            low, high = _bounds_pair(self.bounds, f"metric {self.name!r}: bounds")
             if not (math.isfinite(low) and math.isfinite(high) and low < high):
                 raise ValueError(
                     f"metric {self.name!r}: bounds must be finite with low < high, got {self.bounds}"
@@ -63,6 +76,21 @@ class Metric:
     def label(self) -> str:
         """Axis label: the name with its unit."""
         return f"{self.name} ({self.unit})" if self.unit else self.name
+
+
+def _bounds_pair(bounds: object, what: str) -> tuple[float, float]:
+    """``bounds`` as ``(low, high)`` floats, or a one-line error saying a pair of numbers is needed.
+
+    Finiteness and order are the caller's to check (each says what the bounds are for).
+
+    Example:
+        >>> _bounds_pair([0, 100], "bounds")
+        (0.0, 100.0)
+    """
+    items = list(bounds) if isinstance(bounds, Iterable) and not isinstance(bounds, (str, bytes)) else []
+    if len(items) != 2 or not all(isinstance(b, numbers.Real) and not isinstance(b, bool) for b in items):
+        raise ValueError(f"{what} must be a pair (low, high) of numbers, e.g. (0, 100), got {bounds!r}")
+    return float(items[0]), float(items[1])
 
 
 MACS = Metric(
@@ -84,6 +112,22 @@ NASWOT = Metric(
 LATENCY = Metric(
     "latency_ms", "min", "ms", "median latency of one batch on a hardware config", per_hardware=True
 )
+PEAK_MEMORY = Metric(
+    "peak_memory_mb",
+    "min",
+    "MB",
+    "peak memory of one forward pass of a batch on a hardware config: weights, inputs and the most the "
+    "pass holds allocated at once",
+    per_hardware=True,
+)
+ENERGY = Metric(
+    "energy_mj",
+    "min",
+    "mJ",
+    "energy of one forward pass of a batch on a hardware config, from the platform's energy counter "
+    "(RAPL, NVML) where one is readable",
+    per_hardware=True,
+)
 
 #: Metrics every supernet has, besides the task metrics it declares.
-GENERIC_METRICS: tuple[Metric, ...] = (MACS, PARAMS, NASWOT, LATENCY)
+GENERIC_METRICS: tuple[Metric, ...] = (MACS, PARAMS, NASWOT, LATENCY, PEAK_MEMORY, ENERGY)

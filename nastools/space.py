@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, MappingView, Sequence, Set
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,9 +89,10 @@ class SearchSpace:
         conditions: When dependent parameters are active (see :class:`Condition`).
 
     Raises:
-        ValueError: For a parameter without choices, repeated, mixed-type or non-finite (NaN,
-            infinite) choices, a name holding ',' or '=', a condition naming an unknown parameter or
-            value or no value at all, two conditions on one parameter, or a cycle.
+        ValueError: For a parameter without choices, choices in a set (unordered), repeated,
+            mixed-type or non-finite (NaN, infinite) choices, a name holding ',' or '=', a condition
+            naming an unknown parameter or value or no value at all, two conditions on one
+            parameter, or a cycle.
 
     Example:
         >>> space = SearchSpace({"d": [1, 2], "k_0": [3, 5], "k_1": [3, 5], "act": ["relu", "gelu"]},
@@ -124,6 +125,10 @@ class SearchSpace:
         self._placeholders = {n: vals[0] for n, vals in self.choices.items()}
         self._order = self._topological_order()
         self._tables = _Tables(self)
+        # the choice objects exactly as the space holds them, by (type, value): the fast path of
+        # validate/canonical/key for archs whose values are the space's own (what decode returns)
+        self._typed = [{(type(v), v): i for i, v in enumerate(self.choices[n])} for n in self.names]
+        self._parts = [[f"{n}={v}" for v in self.choices[n]] for n in self.names]
 
     @staticmethod
     def _checked_name(name: object) -> str:
@@ -138,6 +143,12 @@ class SearchSpace:
     def _checked_choices(name: str, values: Sequence[Hashable]) -> tuple:
         if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
             raise ValueError(f"parameter {name!r}: choices must be a list of values, got {values!r}")
+        if isinstance(values, (Set, MappingView)):
+            # a set's order changes from one process to the next, and the order is the encoding
+            raise ValueError(
+                f"parameter {name!r}: choices given as a {type(values).__name__}, which has no fixed order; "
+                "give a list: the order is the encoding"
+            )
         values = tuple(_normalise(v) for v in values)
         if not values:
             raise ValueError(f"parameter {name!r} has no choices")
@@ -252,8 +263,22 @@ class SearchSpace:
 
     # --- single archs -------------------------------------------------------------------------
 
+    def _fast_indices(self, arch: Mapping[str, object]) -> list[int] | None:
+        """Choice indices of ``arch`` when every value is one of the space's choices, of its exact type.
+
+        None sends the caller down the general path (numpy scalars, placeholders, errors).
+        """
+        if not isinstance(arch, dict) or len(arch) != len(self.names):
+            return None
+        try:
+            return [typed[(type(arch[name]), arch[name])] for typed, name in zip(self._typed, self.names)]
+        except (KeyError, TypeError):
+            return None
+
     def validate(self, arch: Mapping[str, object]) -> None:
         """Raise ``ValueError`` naming the first problem with ``arch``; return None if it is valid."""
+        if self._fast_indices(arch) is not None:
+            return
         if not isinstance(arch, Mapping):
             raise ValueError(f"an arch is a dict of parameter values, got {type(arch).__name__}")
         missing = [n for n in self.names if n not in arch]
@@ -311,8 +336,11 @@ class SearchSpace:
 
         Values come back as the space's own choices (``np.float64(0.25)`` becomes ``0.25``).
         """
-        self.validate(arch)
-        out = {name: self.choices[name][self._choice_index(name, arch[name])] for name in self.names}
+        indices = self._fast_indices(arch)
+        if indices is None:
+            self.validate(arch)
+            indices = [self._choice_index(name, arch[name]) for name in self.names]
+        out = {name: self.choices[name][i] for name, i in zip(self.names, indices)}
         inactive: set[str] = set()
         for name in self._order:  # controllers before what they control
             condition = self.conditions[name]
@@ -325,6 +353,9 @@ class SearchSpace:
     def key(self, arch: Mapping[str, object]) -> str:
         """A stable string for the canonical arch (the store's arch column), e.g. ``"d=2,k_0=5"``."""
         canonical = self.canonical(arch)
+        indices = self._fast_indices(canonical)  # None where a restricted space's placeholder sits
+        if indices is not None:
+            return ",".join(parts[i] for parts, i in zip(self._parts, indices))
         return ",".join(f"{name}={canonical[name]}" for name in self.names)
 
     def from_key(self, key: str) -> Arch:
@@ -375,8 +406,11 @@ class SearchSpace:
         rows = [archs] if single else list(archs)
         X = np.empty((len(rows), self.n_var), dtype=np.int64)
         for i, arch in enumerate(rows):
-            self.validate(arch)
-            X[i] = [self._choice_index(name, arch[name]) for name in self.names]
+            indices = self._fast_indices(arch)
+            if indices is None:
+                self.validate(arch)
+                indices = [self._choice_index(name, arch[name]) for name in self.names]
+            X[i] = indices
         X = self.canonical_x(X)
         return X[0] if single else X
 

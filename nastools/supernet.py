@@ -101,7 +101,9 @@ class Supernet(ABC):
         choice_order: For parameters with string choices (an activation, a block type): their values
             from the one that gives the smallest network to the one that gives the largest, by
             parameter name or prefix (``{"act": ["relu", "gelu"]}``). :meth:`extremes` needs it for
-            every string parameter, unless the family overrides :meth:`extremes`.
+            every string parameter, unless the family overrides :meth:`extremes`; for a numeric
+            parameter whose larger values do not give a larger network (a pruning ratio) it
+            replaces the numeric order.
     """
 
     supernet_id: str
@@ -193,10 +195,10 @@ class Supernet(ABC):
     def extremes(self, space: SearchSpace | None = None) -> tuple[Arch, Arch]:
         """The smallest and the largest sub-network of ``space`` (default: the supernet's space).
 
-        The default takes every numeric parameter at its smallest and largest value (``False`` and
-        ``True`` for booleans) and every string parameter at the first and last of its values in
-        :attr:`choice_order`; override it where larger values do not mean a larger network. These
-        bound the hypervolume boxes.
+        The default takes every parameter with a :attr:`choice_order` at the first and last of its
+        values there, and every other numeric parameter at its smallest and largest value (``False``
+        and ``True`` for booleans); override it where the network's size depends on several
+        parameters together. These bound the hypervolume boxes.
 
         Raises:
             ValueError: A string parameter without a :attr:`choice_order` (which string is "larger"
@@ -206,14 +208,13 @@ class Supernet(ABC):
         low, high = {}, {}
         unordered = []
         for name, choices in space.choices.items():
-            if space.types[name] != "str":
+            declared = self.choice_order.get(name, self.choice_order.get(name.split("_")[0]))
+            if declared is None and space.types[name] != "str":
                 ordered = sorted(choices)
+            elif declared is None:
+                unordered.append(name)
+                continue
             else:
-                prefix = name.split("_")[0]
-                declared = self.choice_order.get(name, self.choice_order.get(prefix))
-                if declared is None:
-                    unordered.append(name)
-                    continue
                 declared = list(declared)
                 missing = [c for c in choices if c not in declared]
                 if missing:
@@ -240,6 +241,45 @@ class Supernet(ABC):
         """Why the look-up table ``key`` is unavailable and where it comes from ('' for the default text)."""
         return ""
 
+    def workload(self, subnet: nn.Module, arch: Arch, batch_size: int) -> tuple[Callable[..., Any], tuple]:
+        """What a per-hardware measurer runs for one batch: ``(fn, args)``, measured as ``fn(*args)``.
+
+        Latency times it, peak memory profiles one call, energy meters many (:mod:`nastools.hardware`),
+        with ``subnet`` already in eval mode on the target's device (tensors in ``args`` are moved
+        there). The default is the forward pass, ``(subnet, self.example_inputs(arch, batch_size))``;
+        a family overrides it where a request is more than one forward pass, e.g. a translation model's
+        encoder once and then incremental decoding, step by step, with cached states.
+
+        Args:
+            subnet: The standalone sub-network (:meth:`subnet`).
+            arch: Its arch.
+            batch_size: Samples per request (the hardware config's batch size).
+
+        Example:
+            >>> class Greedy(MySupernet):  # doctest: +SKIP
+            ...     def workload(self, subnet, arch, batch_size):
+            ...         source = self.example_inputs(arch, batch_size)[0]
+            ...         return (lambda src: subnet.generate(src, steps=30)), (source,)
+        """
+        inputs = self.example_inputs(arch, batch_size)
+        return subnet, (inputs,) if isinstance(inputs, torch.Tensor) else tuple(inputs)
+
+    def run_active(self, arch: Arch, *inputs: torch.Tensor) -> torch.Tensor:
+        """The weight-shared supernet's output on ``inputs`` with ``arch`` active (no extraction).
+
+        The conformance suite compares it with ``subnet(arch)(*inputs)``: a sub-network must equal
+        the supernet with its arch active. The default raises ``NotImplementedError`` (that check is
+        then skipped, and said so); a family overrides it, e.g. ``network.set_active(arch)`` and then
+        ``network(*inputs)`` in eval mode.
+
+        Raises:
+            NotImplementedError: Unless the family implements it.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement run_active(arch, *inputs): the supernet's output with "
+            "an arch active cannot be compared with its extracted sub-network"
+        )
+
 
 # --- registry ---------------------------------------------------------------------------------------
 
@@ -254,7 +294,7 @@ def _families() -> list[Any]:
     return [
         importlib.import_module(f"{package.__name__}.{info.name}")
         for info in pkgutil.iter_modules(package.__path__)
-        if info.ispkg
+        if info.ispkg and not info.name.startswith("_")  # _elastic, _image ...: shared, not families
     ]
 
 
@@ -513,8 +553,11 @@ def load_checkpoint(path: str | Path, **options: Any) -> Supernet:
     kind = payload.get("kind")
     if kind not in loaders:
         raise ValueError(f"{path} holds a {kind!r} supernet; the families here read {sorted(loaders)}")
-    return _call(
+    supernet = _call(
         _import_factory(loaders[kind], name=str(path)),
         {"path": path, "payload": payload, **options},
         name=str(path),
     )
+    # where it came from: what the conformance suite's round trip writes again (its save_checkpoint)
+    supernet.checkpoint_path, supernet.checkpoint_kind = path, kind
+    return supernet

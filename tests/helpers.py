@@ -1,5 +1,6 @@
 """Small real supernets for tests: a tiny untrained elastic MobileNetV3 on a small digits task, and a toy."""
 
+import functools
 import re
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from nastools.metrics import Metric
 from nastools.space import SearchSpace
 from nastools.supernet import Supernet
 from nastools.supernets.mobilenetv3 import ElasticMobileNetV3, MobileNetV3Config, MobileNetV3Supernet
+from nastools.supernets.resnet import ResNetConfig
 from nastools.tasks.digits import DigitsConfig, load_digits_task
 
 TINY_CONFIG = MobileNetV3Config(
@@ -84,7 +86,7 @@ def tiny_recipe(**training):
         kind=CHECKPOINT_KIND,
         build=ElasticMobileNetV3,
         model_config=TINY_CONFIG,
-        data_config=TRAIN_DATA,
+        task=functools.partial(load_digits_task, TRAIN_DATA),
         training=TrainingConfig(**settings),
         phases=(("r", "ks"), ("d",), ("e",)),
     )
@@ -99,3 +101,42 @@ def nbstripout_extra_keys() -> str:
     """The metadata keys ``make lab`` has nbstripout strip besides outputs (from the Makefile)."""
     makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
     return re.search(r"^NBSTRIPOUT_EXTRA_KEYS := (.*)$", makefile, re.MULTILINE).group(1).strip()
+
+
+# OFA's ResNet layout (stride-2 stem, max pool) at small widths; odd resolutions exercise ceil-mode pooling.
+SMALL_RESNET_CONFIG = ResNetConfig(
+    n_classes=10,
+    resolutions=(33, 48),
+    base_stem_width=16,
+    base_stage_widths=(32, 48, 64, 96),
+    dropout_rate=0.1,
+)
+# Tiny images: no stem stride, no max pool, one grey channel, shallower stages.
+TINY_RESNET_CONFIG = ResNetConfig(
+    in_channels=1,
+    n_classes=7,
+    resolutions=(16,),
+    base_stem_width=16,
+    base_stage_widths=(24, 32, 48, 64),
+    base_depths=(1, 1, 2, 1),
+    stem_stride=1,
+    max_pool=False,
+    depths=(0, 1),
+    expand_ratios=(0.25, 0.5),
+    width_mults=(0.5, 1.0),
+)
+
+
+@torch.no_grad()
+def randomize(net: nn.Module) -> nn.Module:
+    """Make every parameter and batch-norm statistic of ``net`` random, in place, so slicing errors show."""
+    for name, tensor in net.state_dict().items():
+        if name.endswith("num_batches_tracked"):
+            continue
+        if name.endswith("running_var"):
+            tensor.uniform_(0.5, 2.0)
+        elif name.endswith(("bn.weight", "bn.bn.weight")):
+            tensor.uniform_(0.5, 1.5)
+        else:
+            tensor.normal_(0, 0.3 if tensor.dim() == 1 else 1.0 / tensor[0].numel() ** 0.5)
+    return net

@@ -1,14 +1,16 @@
+"""The digits task's data and the training command line (the trainer itself: tests/test_training.py)."""
+
 from dataclasses import replace
 
 import pytest
 import torch
-from helpers import TINY_CONFIG, TINY_DATA, tiny_recipe
+from helpers import TINY_CONFIG, TINY_DATA
 
 from nastools.supernet import file_hash, load_supernet
 from nastools.supernets.mobilenetv3 import MobileNetV3Config, MobileNetV3Supernet
 from nastools.supernets.mobilenetv3._supernet import embedded
 from nastools.tasks.digits import DigitsConfig, distort, load_digits_task
-from nastools.training import TrainingConfig, main, recipes, train_supernet
+from nastools.training import main, recipes
 
 # Small forward passes on shared cores: one thread is fastest and steadiest (conftest's fixture).
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -46,57 +48,6 @@ def test_bad_data_config_is_rejected():
         load_digits_task(DigitsConfig(test_distortions=0))
     with pytest.raises(ValueError, match="calibration_size must be a positive integer, got 0"):
         load_digits_task(DigitsConfig(calibration_size=0))
-
-
-@pytest.mark.parametrize(
-    "kwargs, match",
-    [
-        ({"strategy": "greedy"}, "unknown strategy 'greedy'"),
-        ({"epochs": 0}, "epochs must be a positive integer"),
-        ({"epochs": True}, "epochs must be a positive integer"),
-        ({"warmup_epochs": -1}, "warmup_epochs must be a non-negative integer"),
-        ({"epochs": 5, "warmup_epochs": 5}, r"epochs \(5\) must exceed warmup_epochs \(5\)"),
-        ({"threads": 10_000}, "exceeds the"),
-        ({"lr": 0}, "lr must be > 0"),
-    ],
-)
-def test_bad_training_config_is_rejected(kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        TrainingConfig(**kwargs)
-
-
-@pytest.mark.parametrize("strategy", ["sandwich", "progressive"])
-def test_training_reduces_loss_and_is_reproducible(strategy):
-    recipe = tiny_recipe(strategy=strategy)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)  # the run uses the recipe's one thread, then gives back two
-    try:
-        net_a, task, log_a = train_supernet(recipe, progress=False)
-        assert torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(threads)
-    net_b, _, log_b = train_supernet(recipe, progress=False)
-    assert log_a["loss"] == log_b["loss"] and len(log_a["loss"]) == recipe.training.epochs
-    for (name, a), b in zip(net_a.state_dict().items(), net_b.state_dict().values()):
-        assert torch.equal(a, b), name
-    assert log_a["loss"][-1] < log_a["loss"][0]
-    assert not net_a.training and task.config == recipe.data_config
-    if strategy == "progressive":  # the recipe's phases open one after the other
-        assert log_a["phase"] == ["", "ks+r", "d+ks+r"]
-    else:
-        assert set(log_a["phase"]) == {"sandwich"}
-
-
-def test_config_overrides_the_recipes_training():
-    recipe = tiny_recipe()
-    _, _, log = train_supernet(recipe, replace(recipe.training, epochs=2), progress=False)
-    assert len(log["loss"]) == 2
-
-
-def test_standalone_trains_one_arch():
-    recipe = tiny_recipe(strategy="standalone", epochs=2)
-    net, _, log = train_supernet(recipe, arch=recipe.build(recipe.model_config).min_arch(), progress=False)
-    assert set(log["phase"]) == {"standalone"} and len(log["loss"]) == 2
 
 
 @pytest.fixture
@@ -167,16 +118,3 @@ def test_command_line_errors(tiny_cli, tmp_path, capsys, argv, message):
 def test_command_line_lists_the_recipes(tiny_cli, capsys):
     assert main(["--list"]) == 0
     assert capsys.readouterr().out.split() == ["tiny-mbv3"]
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("strategy", ["sandwich", "progressive"])
-def test_training_at_the_tiny_tasks_full_size(strategy):
-    """The fast test's checks on all 1,257 training digits at batch 256 (four steps per epoch)."""
-    recipe = replace(tiny_recipe(strategy=strategy, batch_size=256), data_config=TINY_DATA)
-    net_a, _, log_a = train_supernet(recipe, progress=False)
-    net_b, _, log_b = train_supernet(recipe, progress=False)
-    assert log_a["loss"] == log_b["loss"]
-    for (name, a), b in zip(net_a.state_dict().items(), net_b.state_dict().values()):
-        assert torch.equal(a, b), name
-    assert log_a["loss"][-1] < log_a["loss"][0]

@@ -48,7 +48,7 @@ def test_checkpoint_records_how_it_was_made(supernet):
     # the shipped file is what the recipe builds: the same network and task
     assert MobileNetV3Config.from_dict(meta["model_config"]) == EMBEDDED_MODEL_CONFIG == supernet.net.config
     shipped_data = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["data_config"].items()}
-    assert DigitsConfig(**shipped_data) == recipe().data_config == supernet.task.config
+    assert DigitsConfig(**shipped_data) == recipe().task().config == supernet.task.config
 
 
 def test_largest_beats_smallest_by_five_points(supernet):

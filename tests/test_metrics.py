@@ -7,15 +7,29 @@ import torch
 from torch import nn
 
 from nastools.hardware import HardwareConfig, LookupTableHardware
-from nastools.metrics import GENERIC_METRICS, KINDS, LATENCY, MACS, NASWOT, PARAMS, Metric
+from nastools.metrics import (
+    ENERGY,
+    GENERIC_METRICS,
+    KINDS,
+    LATENCY,
+    MACS,
+    NASWOT,
+    PARAMS,
+    PEAK_MEMORY,
+    Metric,
+)
 from nastools.objectives import Objective, column_label, parse_objectives
 from nastools.proxies import naswot
 
 
 def test_generic_metrics():
-    assert [m.name for m in GENERIC_METRICS] == ["macs", "params", "naswot", "latency_ms"]
+    names = ["macs", "params", "naswot", "latency_ms", "peak_memory_mb", "energy_mj"]
+    assert [m.name for m in GENERIC_METRICS] == names
     assert {m.kind for m in (MACS, PARAMS, NASWOT)} == {"proxy"} and LATENCY.kind == "validation"
-    assert LATENCY.per_hardware and not any(m.per_hardware for m in (MACS, PARAMS, NASWOT))
+    assert all(m.per_hardware and m.kind == "validation" for m in (LATENCY, PEAK_MEMORY, ENERGY))
+    assert not any(m.per_hardware for m in (MACS, PARAMS, NASWOT))
+    assert PEAK_MEMORY.label == "peak_memory_mb (MB)" and ENERGY.label == "energy_mj (mJ)"
+    assert PEAK_MEMORY.direction == ENERGY.direction == "min"
     assert NASWOT.direction == "max" and MACS.direction == PARAMS.direction == LATENCY.direction == "min"
     assert KINDS == ("validation", "prediction", "proxy")
     assert LATENCY.label == "latency_ms (ms)" and Metric("score", "max").label == "score"

@@ -265,3 +265,14 @@ def test_a_checkpoint_that_does_not_fit_on_the_disk_is_one_line_and_leaves_no_pa
     monkeypatch.setattr("nastools._outputs.os.fsync", real_fsync)
     save_checkpoint(target, good.kind, net, DigitsConfig(), good.training, {}, {})
     assert target.stat().st_size > 1000
+
+
+def test_an_atomically_written_file_gets_the_usual_permissions_not_mkstemps_private_ones(tmp_path):
+    from nastools._outputs import write_atomically
+
+    mask = os.umask(0o022)
+    try:
+        path = write_atomically(tmp_path / "shared.pt", b"weights", "checkpoint")
+    finally:
+        os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o644

@@ -21,7 +21,18 @@ from nastools.supernets._image import save_checkpoint
 from nastools.supernets.mobilenetv3 import CHECKPOINT_KIND, ElasticMobileNetV3, MobileNetV3Supernet, embedded
 from nastools.training import TrainingConfig
 
-BUILT_IN = ["digits-mbv3", "ofa-mbv3-w1.0", "ofa-mbv3-w1.2", "digits-resnet", "ofa-resnet50"]
+#: Every family folder's names, the folders in alphabetical order (gpt, hat, mobilenetv3, resnet).
+BUILT_IN = [
+    "gpt-s",
+    "pydoc-gpt",
+    "hat-wmt14-en-de",
+    "numbers-hat",
+    "digits-mbv3",
+    "ofa-mbv3-w1.0",
+    "ofa-mbv3-w1.2",
+    "digits-resnet",
+    "ofa-resnet50",
+]
 
 
 def one_line(info):

@@ -78,8 +78,9 @@ BUILD = {
 
 
 def test_every_registered_tactic_is_exercised():
-    assert set(BUILD) == set(TACTICS)
-    assert all(TACTICS[name].name == name for name in TACTICS)
+    own = {preset.cls for preset in TACTICS.values() if preset.cls.__module__.startswith("nastools.search._")}
+    assert {cls.name for cls in own} == set(BUILD)
+    assert all(TACTICS[cls.name].cls is cls and not TACTICS[cls.name].options for cls in own)
 
 
 @pytest.mark.parametrize("name", BUILD)
@@ -199,7 +200,15 @@ def test_concurrent_min_new_keeps_validating_in_a_small_space(monkeypatch):
 
     def make(min_new):
         return ConcurrentNAS(
-            small, OBJECTIVES, 120, pop_size=10, n_gen=2, predictor="ridge", seed=0, min_new=min_new
+            small,
+            OBJECTIVES,
+            120,
+            pop_size=10,
+            n_gen=2,
+            predictor="ridge",
+            acquisition="population",
+            seed=0,
+            min_new=min_new,
         )
 
     stalled = make(0)
@@ -302,6 +311,10 @@ def test_make_tactic_builds_by_name_and_rejects_unknown_parameters():
         make_tactic("random", SPACE, OBJECTIVES, 30, n_gen=5)  # a parameter of another tactic
     with pytest.raises(ValueError, match="unknown tactic 'annealing'.*'weaknas'"):
         make_tactic("annealing", SPACE, OBJECTIVES, 30)
+    with pytest.raises(
+        ValueError, match=r"tactic 'concurrent-ridge' takes no parameter\(s\) \['batch_size'\]"
+    ):
+        make_tactic("concurrent-ridge", SPACE, OBJECTIVES, 30, batch_size=5)  # a preset takes its class's
 
 
 def test_register_tactic_adds_a_name_and_guards_it():
@@ -319,7 +332,7 @@ def test_register_tactic_adds_a_name_and_guards_it():
             ]
 
     try:
-        assert register_tactic(Corners) is Corners and TACTICS["corners-test"] is Corners
+        assert register_tactic(Corners) is Corners and TACTICS["corners-test"].cls is Corners
         tactic = make_tactic("corners-test", SPACE, OBJECTIVES, 10, seed=1)
         drive(tactic)
         assert tactic.n_validated == 2 and tactic.done
@@ -330,7 +343,8 @@ def test_register_tactic_adds_a_name_and_guards_it():
 
         with pytest.raises(ValueError, match="'corners-test' is taken by Corners"):
             register_tactic(Other)
-        assert register_tactic(Other, overwrite=True) is Other and TACTICS["corners-test"] is Other
+        assert register_tactic(Other, overwrite=True) is Other and TACTICS["corners-test"].cls is Other
+        assert register_tactic(Other) is Other  # the same registration again changes nothing
     finally:
         TACTICS.pop("corners-test", None)
     with pytest.raises(ValueError, match="Tactic subclass"):

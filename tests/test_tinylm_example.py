@@ -15,7 +15,8 @@ from tinylm.model import ElasticLM, SpaceConfig  # noqa: E402
 from tinylm.supernet import CHECKPOINT, TinyLMSupernet, make_supernet  # noqa: E402
 from tinylm.train import train  # noqa: E402
 
-from nastools.supernet import Supernet, count_macs, count_params, load_supernet  # noqa: E402
+from nastools.space import SearchSpace  # noqa: E402
+from nastools.supernet import Supernet, load_supernet  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -42,37 +43,17 @@ def test_loads_by_name_without_edits_to_nastools(supernet):
     assert CHECKPOINT.stat().st_size < 1.5e6
 
 
-def test_inactive_layers_are_ignored(supernet):
-    smallest, largest = supernet.extremes()
-    assert smallest["layers"] == 1 and largest["layers"] == 4
-    arch = {**largest, "layers": 2}
-    assert supernet.space.canonical(arch) == {**arch, "heads_2": 2, "ffn_2": 64, "heads_3": 2, "ffn_3": 64}
-    torch.testing.assert_close(
-        supernet.subnet(arch)(supernet.inputs), supernet.subnet({**arch, "ffn_3": 128})(supernet.inputs)
-    )
+# Sub-networks equal the supernet and own their weights, inactive layers change nothing, closed-form
+# MACs and parameters equal the counters, the checkpoint round trip: tests/test_conformance.py.
 
 
 @torch.no_grad()
-def test_subnet_equals_the_supernet_and_owns_its_weights(supernet):
-    inputs = supernet.example_inputs(supernet.extremes()[0], 4)[0]
+def test_inputs_are_token_ids_and_outputs_next_character_logits(supernet):
+    smallest, largest = supernet.extremes()
+    assert smallest["layers"] == 1 and largest["layers"] == 4
+    (inputs,) = supernet.example_inputs(smallest, 4)
     assert inputs.dtype == torch.long and inputs.shape == (4, 64)
-    shared = {p.untyped_storage().data_ptr() for p in supernet.model.parameters()}
-    for arch in [*supernet.extremes(), *supernet.space.sample(4, rng=1)]:
-        subnet = supernet.subnet(arch)
-        expected = supernet.model(inputs, arch)
-        assert expected.shape == (4, 64, len(supernet.corpus.vocab))
-        torch.testing.assert_close(subnet(inputs), expected)
-        assert not shared & {p.untyped_storage().data_ptr() for p in subnet.parameters()}
-        for p in subnet.parameters():
-            p.zero_()
-        torch.testing.assert_close(supernet.model(inputs, arch), expected)  # the supernet is untouched
-
-
-def test_closed_form_macs_and_params_equal_the_counters(supernet):
-    for arch in [*supernet.extremes(), *supernet.space.sample(3, rng=2)]:
-        subnet = supernet.subnet(arch)
-        assert supernet.macs(arch) == count_macs(subnet, supernet.example_inputs(arch, 1))
-        assert supernet.params(arch) == count_params(subnet)
+    assert supernet.subnet(largest)(inputs).shape == (4, 64, len(supernet.corpus.vocab))
 
 
 def test_the_checkpoint_is_a_meaningful_search_problem(supernet):
@@ -97,9 +78,35 @@ def test_training_is_seeded():
 
 def test_weights_are_shared_by_slicing():
     model = ElasticLM(SpaceConfig(), vocab_size=10)
-    arch = {**model.space.extreme(min), "layers": 2}
+    arch = {**model.min_arch(), "layers": 2}
     tokens = torch.randint(0, 10, (2, 8))
     model(tokens, arch).sum().backward()
     fc1 = model.largest.blocks[1].fc1.weight.grad
     assert fc1[:64, :64].abs().sum() > 0 and fc1[64:].abs().sum() == 0 and fc1[:, 64:].abs().sum() == 0
     assert all(p.grad is None for p in model.largest.blocks[2].parameters())  # an unused layer
+
+
+def test_the_shipped_checkpoint_scores_what_its_training_recorded(supernet):
+    """``tinylm.pt`` is read and scored as when it was written (its metadata holds the held-out figures)."""
+    smallest, largest = supernet.extremes()
+    recorded = supernet.metadata["heldout_ppl"]
+    assert round(supernet.evaluate(largest, "perplexity"), 3) == recorded["largest"]
+    assert round(supernet.evaluate(smallest, "perplexity"), 3) == recorded["smallest"]
+
+
+@torch.no_grad()
+def test_the_network_has_the_elastic_network_methods_nastools_trainer_calls(supernet):
+    model, tokens = supernet.model, supernet.inputs[:2]
+    assert isinstance(model.space, SearchSpace) and model.space.size == supernet.space.size
+    assert model.max_arch() == supernet.extremes()[1] and model.min_arch() == supernet.extremes()[0]
+    arch = supernet.space.sample(1, rng=3)[0]
+    assert model.prepare_inputs((tokens,), arch) == (tokens,)
+    model.set_active(arch)
+    try:
+        torch.testing.assert_close(model(tokens), model(tokens, arch))
+        torch.testing.assert_close(model.get_active_subnet(arch)(tokens), model(tokens))
+    finally:
+        model.set_active(model.max_arch())
+    before = {name: w.clone() for name, w in model.state_dict().items()}
+    model.sort_channels()  # nothing to sort: the weights stay where they are
+    assert all(torch.equal(before[name], w) for name, w in model.state_dict().items())

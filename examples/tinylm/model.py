@@ -9,6 +9,10 @@ one trains the shared weights, and :meth:`ElasticLM.extract` copies the same sli
 
 An arch is a dict ``{"layers": 3, "embed": 96, "heads_0": 4, "ffn_0": 256, ..., "heads_3": 2, "ffn_3": 64}``;
 the ``heads_i`` and ``ffn_i`` of layers ``i >= layers`` are ignored.
+
+:class:`ElasticLM` also has the methods of nastools' elastic-network protocol (``space``, ``set_active``,
+``max_arch``, ``min_arch``, ``prepare_inputs``, ``sort_channels``, ``get_active_subnet``), so nastools'
+weight-sharing trainer trains it too (``tinylm.train.train_with_nastools``).
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-__all__ = ["ElasticLM", "LMConfig", "SpaceConfig", "TinyLM", "perplexity", "skeleton"]
+from nastools.space import Condition, SearchSpace
+
+__all__ = ["ElasticLM", "LMConfig", "SpaceConfig", "TinyLM", "perplexity", "search_space", "skeleton"]
 
 Arch = Mapping[str, int]
 
@@ -149,6 +155,16 @@ class SpaceConfig:
         return {name: rng.choice(values) for name, values in self.choices.items()}
 
 
+def search_space(config: SpaceConfig) -> SearchSpace:
+    """The nastools space of ``config``: ``heads_i`` and ``ffn_i`` are active only when ``layers > i``."""
+    conditions = [
+        Condition(f"{kind}_{i}", "layers", tuple(n for n in config.layers if n > i))
+        for i in range(min(config.layers), max(config.layers))
+        for kind in ("heads", "ffn")
+    ]
+    return SearchSpace(config.choices, conditions)
+
+
 @functools.lru_cache(maxsize=256)
 def skeleton(config: LMConfig) -> TinyLM:
     """A weightless (``meta`` device) :class:`TinyLM` of ``config``: the code and weight shapes to run."""
@@ -180,24 +196,30 @@ class ElasticLM(nn.Module):
     Args:
         space: The elastic choices.
         vocab_size: Number of token ids.
+
+    Attributes:
+        space_config: The elastic choices (``space``).
+        space: Their nastools :class:`~nastools.space.SearchSpace`.
     """
 
     def __init__(self, space: SpaceConfig, vocab_size: int) -> None:
         super().__init__()
-        self.space, self.vocab_size = space, vocab_size
+        self.space_config, self.vocab_size = space, vocab_size
+        self.space = search_space(space)
         self.largest = TinyLM(self.config(space.extreme(max)))
         self.largest.apply(_init_weights)
+        self.active = self.max_arch()
 
     def config(self, arch: Arch) -> LMConfig:
         """The sizes of ``arch``'s sub-network."""
         layers = range(arch["layers"])
         return LMConfig(
             vocab_size=self.vocab_size,
-            context=self.space.context,
+            context=self.space_config.context,
             embed=arch["embed"],
             heads=tuple(arch[f"heads_{i}"] for i in layers),
             ffn=tuple(arch[f"ffn_{i}"] for i in layers),
-            head_dim=self.space.head_dim,
+            head_dim=self.space_config.head_dim,
         )
 
     def shared_weights(self, config: LMConfig) -> dict[str, torch.Tensor]:
@@ -208,10 +230,33 @@ class ElasticLM(nn.Module):
             for name, weight in skeleton(config).state_dict().items()
         }
 
-    def forward(self, tokens: torch.Tensor, arch: Arch) -> torch.Tensor:
-        """Logits of ``arch``'s sub-network, computed with the shared weights."""
-        config = self.config(arch)
+    def forward(self, tokens: torch.Tensor, arch: Arch | None = None) -> torch.Tensor:
+        """Logits of ``arch``'s sub-network (default: the active one), computed with the shared weights."""
+        config = self.config(self.active if arch is None else arch)
         return functional_call(skeleton(config), self.shared_weights(config), (tokens,))
+
+    def max_arch(self) -> dict[str, int]:
+        """The largest arch."""
+        return self.space_config.extreme(max)
+
+    def min_arch(self) -> dict[str, int]:
+        """The smallest arch."""
+        return self.space_config.extreme(min)
+
+    def set_active(self, arch: Arch) -> None:
+        """Make ``forward(tokens)`` run ``arch``'s sub-network."""
+        self.active = dict(arch)
+
+    def prepare_inputs(self, inputs: tuple[torch.Tensor, ...], arch: Arch) -> tuple[torch.Tensor, ...]:
+        """Every sub-network reads the same token ids."""
+        return inputs
+
+    def sort_channels(self) -> None:
+        """Nothing: the weights are used in the order they were trained (no importance sorting here)."""
+
+    def get_active_subnet(self, arch: Arch) -> TinyLM:
+        """The standalone copy of ``arch``'s sub-network (:meth:`extract`)."""
+        return self.extract(arch)
 
     def extract(self, arch: Arch) -> TinyLM:
         """A standalone copy of ``arch``'s sub-network (its own weights, in eval mode)."""

@@ -17,10 +17,10 @@ import torch
 from torch import nn
 
 from nastools.metrics import Metric
-from nastools.space import Arch, Condition, SearchSpace
+from nastools.space import Arch
 from nastools.supernet import Supernet, check_finite_weights, file_hash, load_weights_file
 from tinylm.data import EVAL_SEQUENCES, load_corpus
-from tinylm.model import ElasticLM, SpaceConfig, perplexity, skeleton
+from tinylm.model import ElasticLM, SpaceConfig, perplexity, search_space, skeleton
 
 __all__ = ["CHECKPOINT", "TinyLMSupernet", "make_supernet"]
 
@@ -28,16 +28,6 @@ __all__ = ["CHECKPOINT", "TinyLMSupernet", "make_supernet"]
 CHECKPOINT = Path(__file__).with_name("tinylm.pt")
 #: The checkpoint layout this file reads (one without a ``version`` entry is version 1).
 FORMAT_VERSION = 1
-
-
-def search_space(config: SpaceConfig) -> SearchSpace:
-    """The nastools space of ``config``: ``heads_i`` and ``ffn_i`` are active only when ``layers > i``."""
-    conditions = [
-        Condition(f"{kind}_{i}", "layers", tuple(n for n in config.layers if n > i))
-        for i in range(min(config.layers), max(config.layers))
-        for kind in ("heads", "ffn")
-    ]
-    return SearchSpace(config.choices, conditions)
 
 
 class TinyLMSupernet(Supernet):
@@ -74,6 +64,8 @@ class TinyLMSupernet(Supernet):
         self.checkpoint_hash = file_hash(checkpoint)
         self.space = search_space(config)
         self.metadata = {"space": payload["space"], "vocab": payload["vocab"], **payload["metadata"]}
+        self.checkpoint_path = Path(checkpoint)
+        self._stored_metadata = payload["metadata"]
         self.metrics = (
             Metric(
                 "perplexity",
@@ -87,9 +79,21 @@ class TinyLMSupernet(Supernet):
         """A standalone :class:`~tinylm.model.TinyLM` with ``arch``'s slice of the weights, copied."""
         return self.model.extract(self.space.canonical(arch))
 
+    @torch.no_grad()
+    def run_active(self, arch: Arch, *inputs: torch.Tensor) -> torch.Tensor:
+        """The weight-shared model's logits with ``arch`` active (what :meth:`subnet` copies)."""
+        return self.model(inputs[0], self.space.canonical(arch))
+
+    def save_checkpoint(self, path: str | Path) -> Path:
+        """Write the weights as :func:`tinylm.train.save` does (``load_supernet`` reads the copy back)."""
+        from tinylm.train import save
+
+        save(self.model, self.corpus, self._stored_metadata, Path(path))
+        return Path(path)
+
     def example_inputs(self, arch: Arch, batch_size: int) -> tuple[torch.Tensor, ...]:
         """``batch_size`` held-out sequences of token ids, ``(batch_size, context)``."""
-        return (self.corpus.heldout_batch(batch_size, self.model.space.context)[0],)
+        return (self.corpus.heldout_batch(batch_size, self.model.space_config.context)[0],)
 
     @torch.no_grad()
     def evaluate(self, arch: Arch, metric: str, subnet: nn.Module | None = None) -> float:

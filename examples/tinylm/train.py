@@ -8,6 +8,13 @@ with the teacher's alone, a run this short stalls near unigram perplexity. Seeds
 on one thread, so a rerun gives the same checkpoint. About four minutes on one CPU core::
 
     PYTHONPATH=examples python -m tinylm.train --out examples/tinylm/tinylm.pt
+
+The loop is written out here because it is how the shipped ``tinylm.pt`` was made (its file hash is its
+identity in every result store). nastools' own weight-sharing trainer runs the same kind of training on
+any network with the elastic-network methods, as :class:`~tinylm.model.ElasticLM` has:
+:func:`train_with_nastools` (``--trainer nastools``) trains it on nastools' text task, the same corpus.
+It is not a drop-in for the loop above: epochs over the text instead of random windows per step, its
+own learning-rate schedule, gradient clipping and sampler of sub-networks, so its checkpoint differs.
 """
 
 from __future__ import annotations
@@ -27,13 +34,13 @@ import torch.nn.functional as F
 from tinylm.data import EVAL_SEQUENCES, Corpus, load_corpus
 from tinylm.model import ElasticLM, SpaceConfig, perplexity
 
-__all__ = ["evaluate", "save", "train"]
+__all__ = ["evaluate", "save", "train", "train_with_nastools"]
 
 
 @torch.no_grad()
 def evaluate(model: ElasticLM, corpus: Corpus, arch: dict[str, int]) -> float:
     """Held-out perplexity of ``arch`` on the fixed evaluation batch."""
-    inputs, targets = corpus.heldout_batch(EVAL_SEQUENCES, model.space.context)
+    inputs, targets = corpus.heldout_batch(EVAL_SEQUENCES, model.space_config.context)
     return perplexity(model(inputs, arch), targets)
 
 
@@ -102,11 +109,57 @@ def train(
     return model, corpus, log
 
 
+def train_with_nastools(
+    epochs: int = 4, batch_size: int = 16, seed: int = 0, task: Any = None, progress: bool = True
+) -> tuple[ElasticLM, Corpus, list[dict[str, float]]]:
+    """Train the super-network with nastools' trainer: the sandwich rule with in-place distillation.
+
+    Each step trains the largest sub-network on the true next characters and the smallest and two
+    random ones half on them, half distilled from the largest (nastools' ``sandwich`` strategy, no
+    warm-up, no label smoothing), on nastools' text task: every window of the training text once per
+    epoch, shifted by a random offset.
+
+    Args:
+        epochs: Passes over the training text.
+        batch_size: Training sequences per step.
+        seed: Seed of the weights, the batches and the sampled sub-networks.
+        task: The text task (default: nastools' ``TextTask`` with this example's context length).
+        progress: Show a progress bar.
+
+    Returns:
+        The trained model, the corpus, and the training log (mean loss per epoch).
+    """
+    from nastools.tasks.text import TextConfig, TextTask
+    from nastools.training import TrainingConfig
+    from nastools.training import train as train_elastic
+
+    space = SpaceConfig()
+    if task is None:
+        task = TextTask(TextConfig(context=space.context, eval_sequences=EVAL_SEQUENCES))
+    config = TrainingConfig(
+        strategy="sandwich",
+        epochs=epochs,
+        warmup_epochs=0,
+        batch_size=batch_size,
+        lr=2e-3,
+        weight_decay=0.01,
+        n_random=2,
+        label_smoothing=0.0,
+        threads=1,
+        seed=seed,
+    )
+    torch.manual_seed(seed)
+    model = ElasticLM(space, task.vocab_size)
+    model, log = train_elastic(model, task, config, progress=progress)
+    entries = [{"epoch": epoch, "train_loss": round(loss, 4)} for epoch, loss in enumerate(log["loss"], 1)]
+    return model, task.corpus, entries
+
+
 def save(model: ElasticLM, corpus: Corpus, metadata: dict[str, Any], path: Path) -> None:
     """Write the checkpoint: float16 weights (half the bytes), the space, the vocabulary and ``metadata``."""
     checkpoint = {
         "state_dict": {name: w.half() for name, w in model.largest.state_dict().items()},
-        "space": dataclasses.asdict(model.space),
+        "space": dataclasses.asdict(model.space_config),
         "vocab": corpus.vocab,
         "metadata": metadata,
     }
@@ -117,22 +170,36 @@ def main(argv: list[str] | None = None) -> None:
     """Command line: train and write the checkpoint."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("tinylm.pt"))
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--steps", type=int, default=1500, help="optimizer steps of this example's loop")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--trainer",
+        choices=["example", "nastools"],
+        default="example",
+        help="this file's loop (how tinylm.pt was made) or nastools' trainer",
+    )
+    parser.add_argument("--epochs", type=int, default=4, help="passes over the text with --trainer nastools")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     start = time.perf_counter()
-    model, corpus, log = train(steps=args.steps, seed=args.seed)
+    if args.trainer == "nastools":
+        model, corpus, log = train_with_nastools(epochs=args.epochs, seed=args.seed)
+        command = f"python -m tinylm.train --trainer nastools --epochs {args.epochs} --seed {args.seed}"
+        budget = {"trainer": "nastools", "epochs": args.epochs}
+    else:
+        model, corpus, log = train(steps=args.steps, seed=args.seed)
+        command = f"python -m tinylm.train --steps {args.steps} --seed {args.seed}"
+        budget = {"steps": args.steps}
     seconds = time.perf_counter() - start
     # Measure what ships: the float16-rounded weights.
     model.largest.load_state_dict({n: w.half() for n, w in model.largest.state_dict().items()})
     final = {
-        name: round(evaluate(model, corpus, model.space.extreme(pick)), 3)
+        name: round(evaluate(model, corpus, model.space_config.extreme(pick)), 3)
         for name, pick in (("largest", max), ("smallest", min))
     }
     metadata = {
-        "command": f"python -m tinylm.train --steps {args.steps} --seed {args.seed}",
-        "steps": args.steps,
+        "command": command,
+        **budget,
         "seed": args.seed,
         "train_seconds": round(seconds, 1),
         "heldout_ppl": final,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Iterable, Mapping
 
 from nastools.evaluation import Evaluator
@@ -31,14 +33,15 @@ def reference_bounds(
     extremes are measured through ``evaluator`` (validations that count for no tactic).
 
     Raises:
-        ValueError: ``space`` has other parameters than the supernet's, or ``margin`` is negative.
+        ValueError: ``space`` has other parameters than the supernet's, or ``margin`` is negative,
+            NaN or infinite.
 
     Example:
         >>> bounds = reference_bounds(evaluator, {"top1": "max", "macs": "min"})  # doctest: +SKIP
         >>> hv = HypervolumeIndicator({"top1": "max", "macs": "min"}, bounds)  # doctest: +SKIP
     """
-    if not margin >= 0:
-        raise ValueError(f"margin must be >= 0, got {margin!r}")
+    if isinstance(margin, bool) or not isinstance(margin, numbers.Real) or not 0 <= margin < math.inf:
+        raise ValueError(f"margin must be a finite number >= 0 (e.g. 0.05: 5% of the range), got {margin!r}")
     objectives = parse_objectives(objectives)
     supernet = evaluator.supernet
     space = space if space is not None else supernet.space

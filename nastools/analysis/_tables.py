@@ -22,9 +22,10 @@ def space_summary(space: SearchSpace, descriptions: Mapping[str, str] | None = N
 
     Args:
         space: The search space.
-        descriptions: Meaning of each kind (a supernet's ``parameter_descriptions``). A key that
-            names no kind of ``space`` (a typo such as ``"kz"``) is warned of (``UserWarning``),
-            with the space's kinds.
+        descriptions: Meaning of each kind (a supernet's ``parameter_descriptions``), or of one
+            parameter by its full name (``"use_se"``), which then has a row of its own. A key that
+            names neither a kind nor a parameter of ``space`` (a typo such as ``"kz"``) is warned of
+            (``UserWarning``), with the space's kinds.
 
     Example:
         >>> space = SearchSpace({"d_0": [1, 2], "d_1": [1, 2], "k_0": [3, 5]})
@@ -34,7 +35,7 @@ def space_summary(space: SearchSpace, descriptions: Mapping[str, str] | None = N
     descriptions = dict(descriptions or {})
     rows: dict[str, dict[str, Any]] = {}
     for name in space.names:
-        kind = name.split("_")[0]
+        kind = name if name in descriptions else name.split("_")[0]
         row = rows.setdefault(
             kind, {"kind": kind, "meaning": descriptions.get(kind, ""), "parameters": 0, "choices": set()}
         )

@@ -27,6 +27,8 @@ _WHERE = {
     "TacticSettings": "_trials",
     "TrialResults": "_trials",
     "build_tactic": "_trials",
+    "front_segments": "_fronts",
+    "with_parameter": "_fronts",
     "collect_archs": "_trials",
     "history_archs": "_trials",
     "measure_targets": "_trials",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -197,10 +197,66 @@ class Experiment:
         run(default)
         return self.stored_search(default, made_by)
 
-    def latency_search(self, hardware: str, budget: int, settings: TacticSettings, seed: int = 0) -> Tactic:
+    def settings_for(
+        self,
+        settings: TacticSettings,
+        objectives: Iterable[Objective],
+        predictor: str | Mapping[str, str] | None = None,
+    ) -> TacticSettings:
+        """``settings`` with the predictor kinds of a search on ``objectives``, keyed as the search needs.
+
+        A notebook's ``predictor`` parameter holds for all its searches: one kind for every predicted
+        objective (``"svr"``), or kinds by metric (``{"bleu": "svr"}``, the paper's setting for HAT;
+        the latency predictor is then chosen as by default), whatever hardware each search's latency
+        is on. A search's predictors are keyed by objective label (``latency_ms@cpu-t1-b1``), so
+        metric names become the labels of ``objectives``; a metric the search does not have is left
+        out (a search of BLEU against MACs fits no latency predictor).
+
+        Args:
+            settings: The notebook's shared settings.
+            objectives: The search's objectives.
+            predictor: A kind (:data:`~nastools.predictors.PREDICTOR_KINDS`), ``{metric or label: kind}``,
+                or None (``settings`` unchanged: each tactic's default).
+
+        Raises:
+            ValueError: A key that is neither a metric of the supernet nor a label of ``objectives``
+                (a typo is never ignored), or ``predictor`` of another type.
+
+        Example:
+            >>> objectives = latency_objectives(exp.task, "cpu-t1-b1")  # doctest: +SKIP
+            >>> exp.settings_for(TacticSettings(), objectives, {"bleu": "svr"}).predictor  # doctest: +SKIP
+            {'bleu': 'svr'}
+        """
+        if predictor is None or isinstance(predictor, str):
+            return settings if predictor is None else replace(settings, predictor=predictor)
+        if not isinstance(predictor, Mapping):
+            raise ValueError(
+                "predictor is a kind (e.g. 'svr') or {metric: kind} (e.g. {'bleu': 'svr'}), "
+                f"got {predictor!r}"
+            )
+        objectives = list(objectives)
+        labels = {o.label for o in objectives}
+        for key in predictor:
+            if key not in labels:
+                self.supernet.metric(key)  # raises naming the supernet's metrics
+        # a kind given for the label wins over the metric's
+        kinds = {
+            o.label: predictor[key] for o in objectives for key in (o.metric, o.label) if key in predictor
+        }
+        return replace(settings, predictor=kinds or None)
+
+    def latency_search(
+        self,
+        hardware: str,
+        budget: int,
+        settings: TacticSettings,
+        seed: int = 0,
+        predictor: str | Mapping[str, str] | None = None,
+    ) -> Tactic:
         """ConcurrentNAS on the task metric vs latency on ``hardware``: notebook 01's search of that config.
 
         Notebooks that build on it (02's and 03's warm starts) run the same search when they run alone.
+        ``predictor`` is the notebook's parameter (see :meth:`settings_for`).
         """
         objectives = latency_objectives(self.task, hardware)
         return build_tactic(
@@ -208,7 +264,7 @@ class Experiment:
             self.space,
             objectives,
             budget,
-            settings,
+            self.settings_for(settings, objectives, predictor),
             seed=seed,
             exact=self.evaluator.free(objectives),
         )

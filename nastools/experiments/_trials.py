@@ -23,14 +23,27 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from nastools._tactic_names import BUILTIN_TACTICS
 from nastools.evaluation import Evaluator
 from nastools.hypervolume import HypervolumeIndicator
-from nastools.objectives import Objective, parse_objectives
-from nastools.search import HypervolumeTrace, Tactic, make_tactic, run_tactic
+from nastools.objectives import Objective
+from nastools.search import (
+    ConcurrentNAS,
+    FullSearch,
+    HypervolumeTrace,
+    RandomSearch,
+    Tactic,
+    make_tactic,
+    run_tactic,
+    tactic_names,
+    tactic_preset,
+)
+from nastools.search.alternatives import LibraryTactic
 from nastools.space import Arch, SearchSpace
 
 __all__ = [
     "TACTIC_KINDS",
+    "WARM_START",
     "TacticSettings",
     "TrialResults",
     "build_tactic",
@@ -43,34 +56,50 @@ __all__ = [
     "run_trials",
 ]
 
-#: Tactic kinds the notebooks and the benchmark compare (``warm-start``: ConcurrentNAS from given archs).
-TACTIC_KINDS = ("random", "nsga2", "full", "concurrent", "warm-start", "weaknas")
+#: The notebooks' name for ConcurrentNAS from given archs (``initial_archs``, e.g. an earlier search's best).
+WARM_START = "warm-start"
+#: What :func:`build_tactic` takes: every built-in tactic name, and ``warm-start`` (a user's registered
+#: tactics are taken too).
+TACTIC_KINDS = (*BUILTIN_TACTICS, WARM_START)
+#: Tactics whose own random start is the common population already: built without ``initial_archs``
+#: (as before the one factory), they store the same settings, so their stored searches resume.
+_OWN_COMMON_START = (RandomSearch, FullSearch, ConcurrentNAS)
 
 
 @dataclass(frozen=True)
 class TacticSettings:
     """The settings a comparison shares across tactics (notebook parameters, benchmark profiles).
 
+    :meth:`to_settings` turns them into the ``settings`` of :func:`~nastools.search.make_tactic`,
+    which applies each to the tactics that take it.
+
     Attributes:
         pop_size: NSGA-II's population, the random search's and WeakNAS's batch, ConcurrentNAS's
-            population (unless ``concurrent_pop_size``).
+            population (unless ``concurrent_pop_size``), the common first population.
         n_gen: Generations of each inner search on the predictors (ConcurrentNAS, full search).
         n_initial: Random validations that train the full search's predictors (default ``2 * pop_size``).
-        predictor: Predictor kind of ConcurrentNAS and the full search.
+        predictor: Predictor kind of ConcurrentNAS and the full search; None: each tactic's default
+            (``"auto"``, or a preset's, e.g. ``concurrent-ridge``'s ridge).
         concurrent_pop_size: ConcurrentNAS's population when it differs from ``pop_size``.
+        concurrent_n_gen: Generations of ConcurrentNAS's inner searches when they differ from ``n_gen``.
         min_new: ConcurrentNAS validates at least this many new archs per iteration.
         full_n_gen: Generations of the full search's one inner search (default ``n_gen``).
         weaknas_pool_size: WeakNAS's pool of random sub-networks.
         weaknas_top_k: Each WeakNAS round samples from the predicted top-k.
         weaknas_predictor: WeakNAS's predictor kind.
         weaknas_batch_size: Validations per WeakNAS round (default ``pop_size``; the paper's 100).
+
+    Example:
+        >>> TacticSettings(pop_size=8, n_gen=5).to_settings()["weaknas.top_k"]
+        1000
     """
 
     pop_size: int = 50
     n_gen: int = 300
     n_initial: int | None = None
-    predictor: str = "auto"
+    predictor: str | None = None
     concurrent_pop_size: int | None = None
+    concurrent_n_gen: int | None = None
     min_new: int = 0
     full_n_gen: int | None = None
     weaknas_pool_size: int = 10_000
@@ -81,6 +110,26 @@ class TacticSettings:
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (JSON-friendly)."""
         return asdict(self)
+
+    def to_settings(self) -> dict[str, Any]:
+        """The factory's ``settings``: shared ones by name, one tactic's as ``"<tactic>.<parameter>"``."""
+        settings: dict[str, Any] = {
+            "pop_size": self.pop_size,
+            "n_gen": self.n_gen,
+            "full.n_initial": self.n_initial if self.n_initial is not None else 2 * self.pop_size,
+            "min_new": self.min_new,
+            "weaknas.pool_size": self.weaknas_pool_size,
+            "weaknas.top_k": self.weaknas_top_k,
+            "weaknas.predictor": self.weaknas_predictor,
+        }
+        optional = {
+            "predictor": self.predictor,
+            "concurrent.pop_size": self.concurrent_pop_size,
+            "concurrent.n_gen": self.concurrent_n_gen,
+            "full.n_gen": self.full_n_gen,
+            "weaknas.batch_size": self.weaknas_batch_size,
+        }
+        return settings | {key: value for key, value in optional.items() if value is not None}
 
 
 def build_tactic(
@@ -93,24 +142,33 @@ def build_tactic(
     seed: int = 0,
     exact: Mapping[str, Callable] | None = None,
     initial_archs: Sequence[Arch] | None = None,
+    shared: Mapping[str, Any] | None = None,
 ) -> Tactic:
-    """One of :data:`TACTIC_KINDS` from the shared settings, starting from the common population.
+    """A registered tactic from the shared settings, starting from the common population.
+
+    A thin wrapper of :func:`~nastools.search.make_tactic` that keeps the trials' convention: every
+    tactic without ``initial_archs`` starts from ``space.sample(settings.pop_size, rng=seed)``,
+    except the alternatives (:mod:`nastools.search.alternatives`), which start with their library's
+    own initial design, as their users run them.
 
     Args:
-        kind: ``random``, ``nsga2`` (validation-only NSGA-II), ``full`` (full search), ``concurrent``
-            (ConcurrentNAS), ``warm-start`` (ConcurrentNAS from ``initial_archs``) or ``weaknas``.
+        kind: A tactic name (:func:`~nastools.search.tactic_names`: ``random``, ``nsga2``, ``full``,
+            ``concurrent``, ``weaknas``, ...) or ``warm-start`` (ConcurrentNAS from ``initial_archs``).
         space: The space searched (the supernet's, or a PopDB space).
         objectives: The objectives.
         budget: Validations allowed.
         settings: The shared settings.
         seed: The trial's seed.
         exact: Objectives computed instead of predicted (:meth:`Evaluator.free
-            <nastools.evaluation.Evaluator.free>`).
+            <nastools.evaluation.Evaluator.free>`), for the tactics that take ``exact``.
         initial_archs: The first population instead of the common random one (required for
             ``warm-start``).
+        shared: Further settings of the comparison, applied where a tactic takes them, e.g.
+            ``{"reference_point": indicator.bounds}`` (BoTorch's hypervolume reference point).
 
     Raises:
         ValueError: An unknown kind, or ``warm-start`` without ``initial_archs``.
+        ImportError: An alternative whose library is not installed (the message names the install line).
 
     Example:
         >>> space = SearchSpace({f"k_{i}": [3, 5, 7] for i in range(6)})
@@ -119,63 +177,19 @@ def build_tactic(
         >>> tactic.ask() == space.sample(6, rng=0)
         True
     """
-    if kind not in TACTIC_KINDS:
-        raise ValueError(f"unknown tactic kind {kind!r}; choose one of {list(TACTIC_KINDS)}")
-    objectives = parse_objectives(objectives)
+    if not isinstance(settings, TacticSettings):
+        raise ValueError(f"settings is a TacticSettings, got {type(settings).__name__}")
+    if kind == WARM_START and initial_archs is None:
+        raise ValueError("'warm-start' needs initial_archs (e.g. best_population of an earlier search)")
+    if not isinstance(kind, str) or (kind != WARM_START and kind not in tactic_names()):
+        raise ValueError(f"unknown tactic kind {kind!r}; choose one of {[*tactic_names(), WARM_START]}")
+    name = "concurrent" if kind == WARM_START else kind
     start = list(initial_archs) if initial_archs is not None else None
-    first = start if start is not None else space.sample(settings.pop_size, rng=seed)
-    exact = dict(exact or {})
-    common = {"seed": seed}
-    if kind == "random":
-        return make_tactic(
-            kind, space, objectives, budget, batch_size=settings.pop_size, initial_archs=start, **common
-        )
-    if kind == "nsga2":
-        return make_tactic(
-            kind, space, objectives, budget, pop_size=settings.pop_size, initial_archs=first, **common
-        )
-    if kind == "full":
-        return make_tactic(
-            kind,
-            space,
-            objectives,
-            budget,
-            n_initial=settings.n_initial or 2 * settings.pop_size,
-            pop_size=settings.pop_size,
-            n_gen=settings.full_n_gen or settings.n_gen,
-            predictor=settings.predictor,
-            exact=exact,
-            initial_archs=start,
-            **common,
-        )
-    if kind in ("concurrent", "warm-start"):
-        if kind == "warm-start" and start is None:
-            raise ValueError("'warm-start' needs initial_archs (e.g. best_population of an earlier search)")
-        return make_tactic(
-            "concurrent",
-            space,
-            objectives,
-            budget,
-            pop_size=settings.concurrent_pop_size or settings.pop_size,
-            n_gen=settings.n_gen,
-            predictor=settings.predictor,
-            exact=exact,
-            min_new=settings.min_new,
-            initial_archs=start,
-            **common,
-        )
-    return make_tactic(
-        "weaknas",
-        space,
-        objectives,
-        budget,
-        pool_size=settings.weaknas_pool_size,
-        batch_size=settings.weaknas_batch_size or settings.pop_size,
-        top_k=settings.weaknas_top_k,
-        predictor=settings.weaknas_predictor,
-        initial_archs=first,
-        **common,
-    )
+    cls = tactic_preset(name).cls
+    if start is None and not issubclass(cls, (*_OWN_COMMON_START, LibraryTactic)):
+        start = space.sample(settings.pop_size, rng=seed)
+    common = {**settings.to_settings(), "exact": dict(exact or {}), **dict(shared or {})}
+    return make_tactic(name, space, objectives, budget, settings=common, seed=seed, initial_archs=start)
 
 
 def run_recorded(

@@ -57,7 +57,7 @@ def explorer_table(evaluator: Evaluator, archs: Iterable[str] | None = None) -> 
             supernet_id=supernet.supernet_id, checkpoint_hash=supernet.checkpoint_hash
         )
     hosts = {target.key: target.host() for target in _targets(evaluator, rows)}
-    rows = rows[(rows["host"] == "") | (rows["host"] == rows["hardware"].map(hosts).fillna(""))]
+    rows = rows[(rows["host"] == "") | (rows["host"] == rows["hardware"].map(lambda key: hosts.get(key, "")))]
     table = wide(rows.drop_duplicates(["arch", "metric", "hardware"], keep="last"))
     table = table[table[supernet.task_metric.name].notna()] if supernet.task_metric.name in table else table
     if archs is not None:
@@ -278,22 +278,31 @@ def explore(
         title: Figure title.
 
     Raises:
-        ValueError: Nothing validated yet, or a table without ``objectives``.
+        ValueError: Nothing validated yet, a table without ``objectives``, or an objective that
+            names no column of the results (a typo such as ``"mac"``).
     """
     supernet = store = None
+    given = _directions(objectives) if objectives is not None else {}
     if isinstance(source, Evaluator):
         supernet, store = source.supernet, source.store
         table = explorer_table(source, archs)
         task = supernet.task_metric
         directions = {c: "min" for c in table.columns if c != "arch"} | {task.name: task.direction}
-        directions.update(_directions(objectives) if objectives is not None else {})
+        directions.update(given)
         y = task.name
     else:
         if objectives is None:
             raise ValueError("explore(table) needs objectives, e.g. {'top1': 'max', 'macs': 'min'}")
-        directions = _directions(objectives)
+        directions = given
         table = source.loc[:, [c for c in source.columns if c == "arch" or c in directions]]
         y = next((c for c, d in directions.items() if d == "max"), next(iter(directions)))
+    unknown = [label for label in given if label not in table.columns]
+    if unknown and not table.empty:
+        columns = [c for c in table.columns if c != "arch"]
+        raise ValueError(
+            f"objective(s) {unknown} name no column of the results, which has {columns}: fix the name, "
+            "or measure it first"
+        )
     table = table.dropna(axis=1, how="all")
     if table.empty or y not in table:
         raise ValueError("no validated sub-networks to explore yet: run a search (or measure some) first")

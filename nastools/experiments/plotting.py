@@ -120,6 +120,7 @@ def plot_front(
     ax: plt.Axes | None = None,
     label: str = "validated",
     title: str | None = None,
+    hue: str | None = None,
 ) -> Figure:
     """Every row as a faint point, the Pareto front of ``(x, y)`` as a step line with markers.
 
@@ -131,14 +132,30 @@ def plot_front(
         ax: Draw into these axes instead of a new figure.
         label: Legend label of the points.
         title: Axes title.
+        hue: A column whose values colour the points and the front's markers (the paper's Fig. 7
+            colours the Transformer front by decoder layer count); None: one colour.
+
+    Example:
+        >>> table = pd.DataFrame({"bleu": [20.0, 30.0, 25.0], "macs": [1.0, 3.0, 2.0], "layers": [1, 2, 1]})
+        >>> fig = plot_front(table, "macs", "bleu", {"bleu": "max", "macs": "min"}, hue="layers")
+        >>> fig.axes[0].get_legend().get_title().get_text()
+        'layers'
     """
     fig, ax = _axes(ax)
-    ax.scatter(table[x], table[y], s=18, alpha=0.35, color="grey", label=label)
     front = _front_line(table, x, y, objectives)
-    ax.step(front[x], front[y], where="post", marker="o", color="C0", label=f"front ({len(front)})")
+    if hue is None:
+        ax.scatter(table[x], table[y], s=18, alpha=0.35, color="grey", label=label)
+        ax.step(front[x], front[y], where="post", marker="o", color="C0", label=f"front ({len(front)})")
+    else:
+        ax.step(front[x], front[y], where="post", color="grey", label=f"front ({len(front)})")
+        values = sorted(table[hue].unique())
+        for value, color in zip(values, palette(len(values))):
+            rows, on_front = table[table[hue] == value], front[front[hue] == value]
+            ax.scatter(rows[x], rows[y], s=18, alpha=0.35, color=color)
+            ax.scatter(on_front[x], on_front[y], s=40, color=color, edgecolor="black", label=str(value))
     ax.set(title=title)
     _format_axis(ax, x, y)
-    ax.legend(loc="best", fontsize="small")
+    ax.legend(loc="best", fontsize="small", title=hue)
     return fig
 
 

@@ -26,10 +26,13 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
+import errno
 import json
 import logging
 import os
 import resource
+import signal
 import sys
 import time
 import traceback
@@ -40,7 +43,7 @@ from typing import Any
 
 import yaml
 
-from nastools._outputs import check_output_dir, check_output_file
+from nastools._outputs import check_output_dir, check_output_file, write_atomically
 
 __all__ = [
     "NOTEBOOKS_DIR",
@@ -86,12 +89,24 @@ class NotebookError(RuntimeError):
         self.notebook, self.output, self.log = notebook, output, log
 
 
+class NotebookInterrupted(KeyboardInterrupt):
+    """A notebook was stopped (Ctrl+C, or SIGTERM on the command line): its message says which, where.
+
+    A ``KeyboardInterrupt``, so that code catching one still does.
+    """
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing a mapping that repeats a key (PyYAML itself keeps the last)."""
+    """PyYAML's safe loader, refusing a mapping that repeats a key (PyYAML itself keeps the last).
+
+    Merge keys (``<<: *common``) keep their meaning: the mapping's own keys override the merged ones.
+    """
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # SafeLoader's construct_mapping merges them
+                continue
             key = self.construct_object(key_node, deep=True)
             if isinstance(key, Hashable) and key in seen:
                 problem = f"duplicate key {key!r} (the last one would silently win)"
@@ -114,8 +129,8 @@ def load_profile(profile: str | Path, notebooks_dir: str | Path = NOTEBOOKS_DIR)
 
     Raises:
         FileNotFoundError: No such profile (the available names are listed).
-        ValueError: The file is not valid YAML, repeats a key, or has other top-level keys than
-            ``common`` and ``notebooks``.
+        ValueError: The file is not valid YAML, repeats a key, has other top-level keys than
+            ``common`` and ``notebooks``, or a section that is not a mapping (a list).
     """
     path = Path(profile)
     if not path.suffix:
@@ -134,7 +149,17 @@ def load_profile(profile: str | Path, notebooks_dir: str | Path = NOTEBOOKS_DIR)
         raise ValueError(
             f"profile {path} has unknown top-level keys {sorted(unknown)}; use common, notebooks"
         )
-    return {"common": dict(data.get("common") or {}), "notebooks": dict(data.get("notebooks") or {})}
+    common, notebooks = data.get("common") or {}, data.get("notebooks") or {}
+    sections = {"common": common, "notebooks": notebooks}
+    if isinstance(notebooks, dict):
+        sections |= {f"notebooks: {name}": own or {} for name, own in notebooks.items()}
+    for where, section in sections.items():
+        if not isinstance(section, dict):
+            raise ValueError(
+                f"profile {path}: section {where!r} must be a mapping of NAME: VALUE, got a "
+                f"{type(section).__name__} ({section!r})"
+            )
+    return {"common": dict(common), "notebooks": dict(notebooks)}
 
 
 def notebook_parameters(path: str | Path) -> dict[str, dict[str, str | None]]:
@@ -284,8 +309,8 @@ def run_notebooks(
             None keeps torch's default (all cores). On cores shared with other work, 1 is often
             several times faster. Latency is always measured with each config's own thread count.
         overrides: Parameters that replace the profile's (common and per-notebook ones), given to
-            every notebook that declares them, e.g. ``{"data_dir": "/data/ofa"}``; a name no
-            notebook declares is an error.
+            every notebook that declares them, e.g. ``{"data_dir": "/data/ofa"}``; a name none of
+            the notebooks run declares is an error.
 
     Returns:
         One record per notebook run: ``notebook``, ``seconds`` (wall), ``cpu_seconds`` (of its
@@ -335,6 +360,15 @@ def run_notebooks(
             f"{'--set' if set(stray) & set(overrides or {}) else 'the profile'} names parameter(s) {stray} "
             f"that no notebook declares; the notebooks' parameters are {sorted(known)}"
         )
+    # --set is explicit: each name must reach a notebook being run (the profile's common section
+    # applies only where declared, as documented)
+    running = {parameter for name in names for parameter in declared[name]}
+    stray = sorted(set(overrides) - running - {"out_dir"})
+    if stray:
+        raise ValueError(
+            f"--set names parameter(s) {stray} that none of the notebooks run ({', '.join(names)}) declares; "
+            f"their parameters are {sorted(running)}"
+        )
     sections = [config["common"], *(own or {} for own in config["notebooks"].values())]
     if "out_dir" in overrides or any("out_dir" in section for section in sections):
         raise ValueError(
@@ -361,12 +395,20 @@ def run_notebooks(
 
 @contextmanager
 def _thread_environment(threads: int | None) -> Iterator[None]:
-    """``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` for the kernels started inside, restored afterwards."""
-    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    """The kernels' environment, restored afterwards.
+
+    ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` from ``threads``, and ``$NASTOOLS_DATA`` made absolute
+    (the kernels run in the notebooks' folder, not the current one).
+    """
+    from nastools.datasets import DATA_ENV, data_home
+
+    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", DATA_ENV)
     saved = {name: os.environ.get(name) for name in names}
     if threads is not None:
-        for name in names:
+        for name in names[:2]:
             os.environ[name] = str(int(threads))
+    if os.environ.get(DATA_ENV):
+        os.environ[DATA_ENV] = str(data_home())
     try:
         yield
     finally:
@@ -426,9 +468,10 @@ def _engine(name: str) -> str:
             )  # fmt: skip
             manager.notebook_name = kwargs.pop("notebook_name", "")
             manager.notebook_start()
-            # the kernel's own start-up notes (e.g. "running over TCP without encryption" on a local
-            # kernel) say nothing about the notebook; warnings inside cells still reach its outputs
-            kwargs.setdefault("extra_arguments", ["--IPKernelApp.log_level=ERROR"])
+            # the kernel's own log (start-up notes such as "running over TCP without encryption", and
+            # its tracebacks when it is stopped with the runner) says nothing about the notebook; a
+            # cell's warnings and errors reach its outputs, a dead kernel is the runner's error
+            kwargs.setdefault("extra_arguments", ["--IPKernelApp.log_level=CRITICAL"])
             try:
                 cls.execute_managed_notebook(manager, kernel_name, log_output=log_output, **kwargs)
             finally:
@@ -473,11 +516,16 @@ def _execute(
                 notebook_name=name,
             )
         except BaseException as error:
-            records.append(record | {"seconds": round(time.perf_counter() - start, 1), "status": "failed"})
-            summary.write_text(json.dumps(records, indent=2) + "\n")
-            if not isinstance(error, Exception):  # interrupted: as it is
-                print(f"[nastools] {name} stopped; see {output}", flush=True)
-                raise
+            interrupted = not isinstance(error, Exception)
+            status = "interrupted" if interrupted else "failed"
+            records.append(record | {"seconds": round(time.perf_counter() - start, 1), "status": status})
+            with contextlib.suppress(OSError):  # a full disk must not hide the notebook's own error
+                _write_summary(summary, records)
+            if interrupted:
+                raise NotebookInterrupted(
+                    f"{name} stopped; its executed copy so far is {output}, everything measured is in "
+                    f"{store_path}: run the same command to go on"
+                ) from None
             raise _notebook_error(name, output, error) from error
         cpu = round(_children_cpu() - cpu_start, 1)
         after = _latency_counts(store_path)
@@ -492,7 +540,7 @@ def _execute(
                 "latency_flagged": flagged,
             }
         )
-        summary.write_text(json.dumps(records, indent=2) + "\n")
+        _write_summary(summary, records)
         noise = f"; latency: {flagged} of {timed} timed measurements flagged noisy" if timed else ""
         print(
             f"[nastools] {name} done in {records[-1]['seconds']:.0f} s ({cpu:.0f} s CPU){noise}", flush=True
@@ -507,6 +555,10 @@ def _execute(
     return records
 
 
+def _write_summary(summary: Path, records: list[dict[str, Any]]) -> None:
+    write_atomically(summary, (json.dumps(records, indent=2) + "\n").encode(), "run summary")
+
+
 def _error_log(output: Path) -> Path:
     """Where a failed notebook's full traceback goes: next to its executed copy."""
     return output.with_name(f"{output.stem}.error.log")
@@ -518,6 +570,10 @@ def _notebook_error(name: str, output: Path, error: Exception) -> NotebookError:
 
     if isinstance(error, PapermillExecutionError):  # a cell raised: the kernel's exception, not papermill's
         kind, detail, cell = error.ename, error.evalue, f" in cell [{error.exec_count}]"
+    elif isinstance(error, OSError) and error.filename is None:  # a failed write: say where
+        full = error.errno == errno.ENOSPC
+        why = "no space left on the disk" if full else (error.strerror or str(error))
+        kind, detail, cell = type(error).__name__, f"{why} holding {output.parent}", ""
     else:  # the kernel died, a cell timed out, the notebook could not be read or written ...
         kind, detail, cell = type(error).__name__, str(error), ""
     lines = [line.strip() for line in str(detail).splitlines() if line.strip()]
@@ -586,6 +642,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.threads is not None and args.threads < 1:
         parser.error(f"--threads must be a positive integer, got {args.threads}")
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # a killed runner stops like Ctrl+C: summary written
     try:
         overrides = parse_overrides(args.set)
         run_notebooks(
@@ -604,7 +661,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except (ValueError, OSError) as error:  # OSError: an output that cannot be written (names its path)
         parser.error(str(error).splitlines()[0])
+    except KeyboardInterrupt as error:
+        print(f"{parser.prog}: interrupted{f'; {error}' if str(error) else ''}", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -17,9 +17,17 @@ from nastools.search._concurrent import ConcurrentNAS, FullSearch
 from nastools.search._evolutionary import EvolutionarySearch
 from nastools.search._operators import CanonicalRepair, ChoiceResetMutation
 from nastools.search._popdb import PopDBResult, popdb_space
+from nastools.search._popdb_history import predictor_history
 from nastools.search._problem import ArchProblem
 from nastools.search._random import RandomSearch
-from nastools.search._registry import TACTICS, make_tactic, register_tactic
+from nastools.search._registry import (
+    TACTICS,
+    TacticPreset,
+    make_tactic,
+    register_tactic,
+    tactic_names,
+    tactic_preset,
+)
 from nastools.search._run import GenerationCallback, run_search
 from nastools.search._runner import run_tactic
 from nastools.search._surrogate import PredictorGuidedSearch, PredictorSearch, search_on_predictors
@@ -44,13 +52,17 @@ __all__ = [
     "PredictorSearch",
     "RandomSearch",
     "Tactic",
+    "TacticPreset",
     "WeakNAS",
     "best_population",
     "make_algorithm",
     "make_tactic",
     "popdb_space",
+    "predictor_history",
     "register_tactic",
     "run_search",
     "run_tactic",
     "search_on_predictors",
+    "tactic_names",
+    "tactic_preset",
 ]

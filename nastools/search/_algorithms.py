@@ -16,18 +16,25 @@ from pymoo.algorithms.moo.rnsga2 import RNSGA2
 from pymoo.algorithms.moo.unsga3 import UNSGA3
 from pymoo.algorithms.soo.nonconvex.ga import GA
 from pymoo.core.algorithm import Algorithm
-from pymoo.core.duplicate import DefaultDuplicateElimination
 from pymoo.operators.crossover.ux import UniformCrossover
 from pymoo.operators.sampling.rnd import IntegerRandomSampling
 from pymoo.util.ref_dirs import get_reference_directions
 
-from nastools.search._operators import CanonicalRepair, ChoiceResetMutation
+from nastools.search._operators import CanonicalRepair, ChoiceResetMutation, ExactDuplicateElimination
 from nastools.space import SearchSpace
 
 __all__ = ["ALGORITHMS", "check_algorithm_options", "make_algorithm"]
 
 #: Names accepted by :func:`make_algorithm`.
 ALGORITHMS: tuple[str, ...] = ("nsga2", "agemoea", "rnsga2", "unsga3", "ga")
+
+#: :func:`make_algorithm`'s own parameters, which a tactic sets, with where the caller sets them instead.
+_TACTIC_PARAMETERS: dict[str, str] = {
+    "pop_size": "pass pop_size=... to the tactic",
+    "seed": "pass seed=... to the tactic",
+    "initial_X": "pass initial_archs=... to the tactic",
+    "n_objectives": "it follows from the objectives",
+}
 
 
 def _das_dennis_partitions(n_objectives: int, pop_size: int) -> int:
@@ -52,8 +59,8 @@ def make_algorithm(
     Every algorithm samples with ``IntegerRandomSampling`` (or starts from ``initial_X``),
     recombines with ``UniformCrossover(prob=0.9)`` (as DyNAS-T does), mutates with
     :class:`ChoiceResetMutation`, repairs with :class:`CanonicalRepair` and eliminates duplicate
-    networks with ``DefaultDuplicateElimination``. Keyword arguments override these or are
-    passed to the pymoo class.
+    networks with :class:`ExactDuplicateElimination` (pymoo's default, in linear time). Keyword
+    arguments override these or are passed to the pymoo class.
 
     Args:
         name: One of :data:`ALGORITHMS`: ``"nsga2"`` (NSGA-II, the default choice),
@@ -103,7 +110,7 @@ def make_algorithm(
         "crossover": UniformCrossover(prob=0.9),
         "mutation": ChoiceResetMutation(),
         "repair": CanonicalRepair(space),
-        "eliminate_duplicates": DefaultDuplicateElimination(),
+        "eliminate_duplicates": ExactDuplicateElimination(),
         "seed": seed,
     }
 
@@ -145,7 +152,9 @@ def check_algorithm_options(
 
     pymoo's algorithms accept ``**kwargs`` and drop what they do not know, so a typo such as
     ``n_offspring`` would silently change nothing; this checks the names against the parameters
-    of the algorithm's constructors.
+    of the algorithm's constructors. It also rejects :func:`make_algorithm`'s own parameters
+    (``pop_size``, ``seed``, ``initial_X``, ``n_objectives``), which the tactic sets, unless named in
+    ``also``.
 
     Args:
         name: One of :data:`ALGORITHMS`.
@@ -154,7 +163,8 @@ def check_algorithm_options(
         also: Further names the caller accepts besides the algorithm's options.
 
     Raises:
-        ValueError: Naming the unknown options and the ones the algorithm takes.
+        ValueError: Naming the unknown options and the ones the algorithm takes, or the options that
+            are the tactic's own parameters.
 
     Example:
         >>> check_algorithm_options("nsga2", ["n_offsprings"])
@@ -167,7 +177,11 @@ def check_algorithm_options(
     if key not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {name!r}; choose one of {list(ALGORITHMS)}")
     accepted = _accepted_options(_agemoea_class() if key == "agemoea" else _CLASSES[key])
-    also = list(also)
+    options, also = list(options), list(also)
+    own = [option for option in options if option in _TACTIC_PARAMETERS and option not in also]
+    if own:
+        hints = "; ".join(f"{option}: {_TACTIC_PARAMETERS[option]}" for option in own)
+        raise ValueError(f"{what} {own} are the tactic's own parameters, not algorithm options ({hints})")
     unknown = [option for option in options if option not in accepted and option not in also]
     if unknown:
         takes = (

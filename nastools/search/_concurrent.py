@@ -1,5 +1,8 @@
 """ConcurrentNAS (Algorithm 1 of the DyNAS-T paper) and the one-shot full search."""
 
+# pymoo's names: X is the decision matrix (choice indices), F the objective matrix.
+# ruff: noqa: N803, N806
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -11,8 +14,10 @@ from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 from nastools.hypervolume import pareto_front_mask
 from nastools.objectives import Objective
+from nastools.search._acquisition import select_by_ehvi
 from nastools.search._algorithms import check_algorithm_options
-from nastools.search._surrogate import ExactFn, PredictorGuidedSearch, PredictorSearch
+from nastools.search._models import ObjectiveModel
+from nastools.search._surrogate import ExactFn, PredictorGuidedSearch, PredictorSearch, search_on_predictors
 from nastools.search._tactic import check_count
 from nastools.space import Arch, SearchSpace
 
@@ -20,50 +25,64 @@ __all__ = ["ConcurrentNAS", "FullSearch"]
 
 #: Rounds of random sampling that may top a population up when the inner search's archs run out.
 _RANDOM_TOP_UP_TRIES = 10
+#: How ConcurrentNAS chooses each batch from what its inner search found.
+ACQUISITIONS = ("auto", "ehvi", "population")
 
 
 class ConcurrentNAS(PredictorGuidedSearch):
-    """Measure a population, refit weak predictors on everything measured, evolve on them, repeat.
+    """Measure a batch, refit predictors on everything measured, search on them, measure the best, repeat.
 
     Iteration 0 validates ``initial_archs`` (warm start) or ``pop_size`` random archs. Each later
-    iteration fits one predictor per objective on all validations so far (objectives in ``exact``
-    are computed instead), runs the inner algorithm on the predictors for ``n_gen`` generations,
-    starting from the best validated population, and validates its final population: C_{i+1}.
-    Members of C_{i+1} validated before cost nothing; the loop ends when the budget is spent.
+    iteration refits one predictor per predicted objective on all validations so far (objectives in
+    ``exact`` are computed instead), runs the inner algorithm on the predictors for ``n_gen``
+    generations starting from the best validated population, and validates a batch C_{i+1} of
+    ``pop_size`` archs chosen from what it found (``acquisition``):
+
+    * ``"population"``: the inner search's final population, as the paper's Algorithm 1 does (with
+      a population of ``pop_size``); members validated before cost nothing.
+    * ``"ehvi"``: among every arch the inner search visited (its population is ``inner_pop_size``),
+      the ``pop_size`` with the largest expected hypervolume improvement over the validated front,
+      picked greedily (:func:`~nastools.search._acquisition.select_by_ehvi`): the predictors give a
+      mean and a standard deviation, the exact objectives their values, so the batch goes where the
+      front can still grow, not where it is already known. Two objectives only.
+    * ``"auto"`` (the default): ``"ehvi"`` for two objectives, else ``"population"``.
+
+    ``predictor="auto"`` (the default) lets the candidate predictors compete on each validated
+    batch before it was measured (:class:`~nastools.search._models.ObjectiveModel`): a Gaussian
+    process and gradient boosting, each also with the proxy features where ``predictor_features``
+    gives some, at one fit per candidate per iteration.
 
     In a small space (a :func:`popdb_space`, say) the inner search soon returns archs validated
-    already, so iterations validate little or nothing new and the tactic stops after 50 idle
-    ones. ``min_new`` tops C_{i+1} up with the best-predicted unvalidated archs the inner search
-    evaluated (by predicted non-dominated rank, then crowding distance), then random ones.
+    already; with ``acquisition="population"`` iterations then validate little or nothing new and
+    the tactic stops after 50 idle ones, which ``min_new`` prevents (it tops C_{i+1} up with the
+    best-predicted unvalidated archs the inner search evaluated, then random ones). The
+    expected-hypervolume batch always takes unvalidated archs.
 
     Args:
         space: The search space.
         objectives: E.g. ``{"top1": "max", "macs": "min"}``.
         budget: Validations allowed.
-        pop_size: Size of each measured population (and of the inner algorithm's). Small
-            populations pay off early: on the OFA surrogate problem (top-1 vs MACs, 2 seeds) 20
-            reached 0.678 HV in 80 validations where 50 needed 150, and 20-25 matched 50 after 500.
-        n_gen: Generations of the inner search per iteration (J in the paper). Long inner searches
-            pay off when the predictors rank well: on the OFA surrogate problem (top-1 vs MACs,
-            5 seeds x 1,000 validations) 300 instead of 100 raised the WeakNAS/ConcurrentNAS
-            validation ratio from 9.3 to 12.7 (``benchmarks/sample_efficiency.py``).
+        pop_size: Archs validated per iteration (and the inner population for ``"population"``).
+        n_gen: Generations of the inner search per iteration (J in the paper).
         predictor: A kind from :data:`~nastools.predictors.PREDICTOR_KINDS` for every predicted
-            objective, or ``{objective label: kind}``. The default ``"auto"`` chooses ridge (the paper's)
-            or gradient boosting by cross-validation at every refit: on the embedded supernet
-            (measured top-1 vs MACs, 5 seeds x 200 validations) it raised HV@200 from 0.720 with
-            ridge to 0.766, ahead of validation-only NSGA-II (0.740) and WeakNAS (0.744); on OFA's
-            smooth surrogate ridge and ``"auto"`` are equal (12.7x and 12.3x fewer validations
-            than WeakNAS).
+            objective, or ``{objective label: kind}``; ``"auto"`` as above.
         exact: ``{objective label: fn(archs) -> values}`` for cheap exact objectives such as MACs.
         algorithm: The inner pymoo algorithm by name.
+        acquisition: ``"auto"``, ``"ehvi"`` or ``"population"`` (above).
+        inner_pop_size: Population of the inner search for ``"ehvi"`` (default ``max(50, 5 * pop_size)``).
         iteration_options: ``fn(iteration) -> dict`` of inner-search settings that change between
             iterations (keys ``n_gen``, ``pop_size`` or options of the ``algorithm``, see
             :func:`make_algorithm`); an unknown key is an error when the iteration asks for it.
-        min_new: Validate at least this many new archs per iteration, while the budget and the
-            space last (0, the default, is the paper's Algorithm 1).
-        predictor_features: Extra predictor features, e.g. proxies (see :class:`PredictorGuidedSearch`).
+        min_new: With ``"population"``: validate at least this many new archs per iteration, while
+            the budget and the space last (0, the default, is the paper's Algorithm 1).
+        predictor_features: Cheap exact quantities of an arch as extra predictor features
+            (:meth:`Evaluator.proxy_features <nastools.evaluation.Evaluator.proxy_features>`):
+            ``"auto"`` uses them where they rank better, other kinds always.
         seed: Seed of the first population and the inner searches.
         initial_archs: The first population (warm start).
+
+    Raises:
+        ValueError: An unknown acquisition, or ``"ehvi"`` with other than two objectives.
 
     Example:
         >>> from nastools.space import SearchSpace
@@ -81,11 +100,13 @@ class ConcurrentNAS(PredictorGuidedSearch):
         objectives: Mapping[str, str] | Iterable[Objective],
         budget: int,
         *,
-        pop_size: int = 20,
-        n_gen: int = 300,
+        pop_size: int = 10,
+        n_gen: int = 50,
         predictor: str | Mapping[str, str] = "auto",
         exact: Mapping[str, ExactFn] | None = None,
         algorithm: str = "nsga2",
+        acquisition: str = "auto",
+        inner_pop_size: int | None = None,
         iteration_options: Callable[[int], Mapping[str, Any]] | None = None,
         min_new: int = 0,
         predictor_features: Callable[[Sequence[Arch]], Any] | None = None,
@@ -105,25 +126,97 @@ class ConcurrentNAS(PredictorGuidedSearch):
             seed=seed,
             initial_archs=initial_archs,
         )
+        if acquisition not in ACQUISITIONS:
+            raise ValueError(f"unknown acquisition {acquisition!r}; choose one of {list(ACQUISITIONS)}")
+        if acquisition == "ehvi" and len(self.objectives) != 2:
+            raise ValueError(
+                f"acquisition='ehvi' needs two objectives, got {len(self.objectives)}: use 'population' "
+                "(the paper's) or 'auto'"
+            )
+        self.acquisition = acquisition
+        self.inner_pop_size = (
+            None if inner_pop_size is None else check_count("inner_pop_size", inner_pop_size, 2)
+        )
         if iteration_options is not None and not callable(iteration_options):
             raise ValueError("iteration_options must be a function of the iteration number returning a dict")
         self.iteration_options = iteration_options
         self.min_new = check_count("min_new", min_new, minimum=0)
         self.iteration = 0
+        self.models = {
+            label: ObjectiveModel(space, kind, seed=self.seed, proxy_features=predictor_features)
+            for label, kind in self.kinds.items()
+        }
+        self._fresh: set[str] = set()
 
-    def _propose(self) -> list[Arch]:
+    @property
+    def uses_ehvi(self) -> bool:
+        """Whether batches are chosen by expected hypervolume improvement (else the inner population)."""
+        return self.acquisition == "ehvi" or (self.acquisition == "auto" and len(self.objectives) == 2)
+
+    def _propose(self) -> list[Arch] | None:
         if self.iteration == 0:
             proposal = self.initial_archs or self.space.sample(self.pop_size, rng=self.rng)
         else:
             options = self._iteration_settings(self.iteration)
             n_gen = check_count("n_gen", options.pop("n_gen", self.n_gen))
             pop_size = check_count("pop_size", options.pop("pop_size", self.pop_size), minimum=2)
-            inner = self._inner_search(
-                pop_size=pop_size, n_gen=n_gen, initial_archs=self.population(pop_size), options=options
+            archs, values = self._measured_archs(), self.values
+            for label, model in self.models.items():
+                model.fit(archs, values[label])
+            predict = {label: (lambda X, m=model: m.predict(X)[0]) for label, model in self.models.items()}
+            inner_pop = (self.inner_pop_size or max(50, 5 * pop_size)) if self.uses_ehvi else pop_size
+            inner = search_on_predictors(
+                self.space,
+                self.objectives,
+                archs,
+                values,
+                kinds=self.kinds,
+                exact=self.exact,
+                predict=predict,
+                algorithm=self.algorithm,
+                pop_size=inner_pop,
+                n_gen=n_gen,
+                initial_archs=self.population(inner_pop),
+                seed=int(self.rng.integers(2**31)),
+                algorithm_options=options,
             )
-            proposal = inner.archs + self._top_up(inner)
+            if self.uses_ehvi:
+                proposal = self._ehvi_batch(inner, pop_size)
+                if not proposal:
+                    return None  # every arch the inner search found is validated: the space is spent
+            else:
+                proposal = inner.archs + self._top_up(inner)
         self.iteration += 1
+        self._fresh = {key for key in map(self.space.key, proposal) if key not in self._values}
         return proposal
+
+    def _receive(self, archs: list[Arch], values: dict[str, np.ndarray]) -> None:
+        """Score the predictors on the archs of the last batch that were new when it was proposed."""
+        keys = [self.space.key(a) for a in archs]
+        new = [i for i, key in enumerate(keys) if key in self._fresh]
+        if new:
+            for label, model in self.models.items():
+                model.observe([archs[i] for i in new], np.asarray(values[label])[new])
+        self._fresh = set()
+
+    def _ehvi_batch(self, inner: PredictorSearch, q: int) -> list[Arch]:
+        """The ``q`` unvalidated archs ``inner`` visited with the largest expected hypervolume improvement."""
+        space = self.space
+        _, first = np.unique(inner.visited_x, axis=0, return_index=True)
+        first.sort()
+        X = inner.visited_x[first]
+        validated = {row.tobytes() for row in space.encode(self._measured_archs())}
+        fresh = np.array([row.tobytes() not in validated for row in X], dtype=bool)
+        X, first = X[fresh], first[fresh]
+        if not len(X):
+            return []
+        mean = {label: column[first] for label, column in inner.visited_predicted.items()}
+        std = {label: np.zeros(len(X)) for label in mean}
+        for label, model in self.models.items():
+            mean[label], std[label] = model.predict(X)
+        std_F = np.column_stack([std[o.label] for o in self.objectives])
+        chosen = select_by_ehvi(self._F(self.values), self._F(mean), std_F, q, self.rng)
+        return space.decode(X[chosen])
 
     def _iteration_settings(self, iteration: int) -> dict[str, Any]:
         """``iteration_options(iteration)``, checked: only ``n_gen``, ``pop_size`` and algorithm options."""
@@ -155,7 +248,7 @@ class ConcurrentNAS(PredictorGuidedSearch):
         fresh = [i for i, arch in enumerate(archs) if self.space.key(arch) not in known]
         chosen: list[Arch] = []
         if fresh:
-            F = self._F({name: column[first][fresh] for name, column in inner.visited_predicted.items()})  # noqa: N806
+            F = self._F({name: column[first][fresh] for name, column in inner.visited_predicted.items()})
             for front in NonDominatedSorting().do(F):
                 if len(chosen) + len(front) > missing:
                     front = front[np.argsort(-calc_crowding_distance(F[front]), kind="stable")]

@@ -14,7 +14,7 @@ from pymoo.core.population import Population
 from pymoo.problems.static import StaticProblem
 
 from nastools.objectives import Objective
-from nastools.search._algorithms import make_algorithm
+from nastools.search._algorithms import check_algorithm_options, make_algorithm
 from nastools.search._problem import ArchProblem
 from nastools.search._tactic import Tactic, check_count
 from nastools.space import Arch, SearchSpace
@@ -38,7 +38,8 @@ class EvolutionarySearch(Tactic):
         budget: Validations allowed.
         algorithm: A name from :data:`~nastools.search.ALGORITHMS`.
         pop_size: Population size.
-        algorithm_options: Extra keyword arguments for :func:`make_algorithm`.
+        algorithm_options: Extra keyword arguments for :func:`make_algorithm` (not its own ``pop_size``,
+            ``seed``, ``initial_X`` or ``n_objectives``: the tactic sets those).
         seed: Seed of the algorithm.
         initial_archs: The first population (warm start).
 
@@ -68,6 +69,7 @@ class EvolutionarySearch(Tactic):
         self.pop_size = check_count("pop_size", pop_size)
         self.algorithm = algorithm
         self.algorithm_options = dict(algorithm_options or {})
+        check_algorithm_options(algorithm, self.algorithm_options)
         initial_X = None if self.initial_archs is None else self.space.encode(self.initial_archs)
         self._engine = make_algorithm(
             algorithm,

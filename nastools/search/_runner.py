@@ -81,7 +81,8 @@ def run_tactic(
 
     Returns:
         The tactic, finished: see :meth:`Tactic.results`; ``tactic.seconds`` holds the wall time spent
-        measuring (``"measure"``) and deciding what to measure (``"search"``).
+        measuring (``"measure"``) and deciding what to measure (``"search"``), and the CPU time of this
+        process while deciding (``"search_cpu"``, every thread's, e.g. a library's parallel linear algebra).
 
     Raises:
         ValueError: For objectives the evaluator cannot measure, or a ``search_id`` stored with
@@ -100,20 +101,23 @@ def run_tactic(
         total=tactic.budget, desc=search_id or tactic.name, unit="val", disable=not progress, leave=False
     )
     generation = 0
+    tactic.seconds.setdefault("search_cpu", 0.0)
     try:
         while True:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             archs = tactic.ask()
             tactic.seconds["search"] += time.perf_counter() - start
+            tactic.seconds["search_cpu"] += time.process_time() - cpu
             if not archs:
                 break
             start = time.perf_counter()
             values = evaluator.values(archs, tactic.objectives, search_id=search_id)
             tactic.seconds["measure"] += time.perf_counter() - start
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             before = tactic.n_validated
             tactic.tell(archs, values)
             tactic.seconds["search"] += time.perf_counter() - start
+            tactic.seconds["search_cpu"] += time.process_time() - cpu
             bar.update(tactic.n_validated - bar.n)
             if recording:
                 store.record_validations(search_id, tactic.validated[before:])

@@ -104,6 +104,7 @@ def search_on_predictors(
     *,
     kinds: Mapping[str, str],
     exact: Mapping[str, ExactFn],
+    predict: Mapping[str, Callable[[np.ndarray], np.ndarray]] | None = None,
     algorithm: str = "nsga2",
     pop_size: int = 50,
     n_gen: int = 100,
@@ -115,21 +116,25 @@ def search_on_predictors(
     """Fit predictors on measured ``archs``/``values`` and run ``algorithm`` on them.
 
     ``predictor_features`` adds columns to every predictor's features (e.g. proxies:
-    :meth:`Evaluator.proxy_features <nastools.evaluation.Evaluator.proxy_features>`).
+    :meth:`Evaluator.proxy_features <nastools.evaluation.Evaluator.proxy_features>`). With
+    ``predict`` (``{label: fn(X) -> values}`` of encoded archs, e.g. a search's own fitted models)
+    nothing is fitted here: ``kinds``, ``archs``, ``values`` and ``predictor_features`` are unused.
 
     Returns:
         The final population and every arch evaluated on the way, with predicted objectives.
     """
-    predictors = {}
-    with single_threaded():
-        for label, kind in kinds.items():
-            model = make_predictor(space, kind, seed=seed, extra_features=predictor_features)
-            predictors[label] = model.fit(space.encode(archs), values[label])
+    if predict is None:
+        predict = {}
+        with single_threaded():
+            for label, kind in kinds.items():
+                model = make_predictor(space, kind, seed=seed, extra_features=predictor_features)
+                predict[label] = model.fit(space.encode(archs), values[label]).predict
 
     visited_X, visited_F = [], []
 
     def evaluate(X: np.ndarray) -> dict[str, np.ndarray]:
-        out = {label: model.predict(X) for label, model in predictors.items()}
+        with single_threaded():
+            out = {label: fn(X) for label, fn in predict.items()}
         if exact:
             decoded = space.decode(X)
             out |= {label: _exact_values(label, fn, decoded) for label, fn in exact.items()}

@@ -14,6 +14,7 @@ import os
 import sqlite3
 import threading
 import uuid
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -230,12 +231,18 @@ def write_problem(error: sqlite3.Error) -> str:
     return text
 
 
-def version_of(connection: sqlite3.Connection, path: Path) -> tuple[int | None, dict[str, str]]:
+def version_of(
+    connection: sqlite3.Connection, path: Path, *, source: bool = False
+) -> tuple[int | None, dict[str, str]]:
     """The version of the store ``connection`` reads (None for a file without tables) and its ``meta``.
+
+    ``source``: the file is one to read from (a copy's or merge's source), not one a store may be
+    started at; the advice in the errors says so.
 
     Raises:
         StoreError: The file is not a nastools store, or one of a newer version, or cannot be read.
     """
+    advice = "pass the path of a nastools store" if source else "pass the path of a new file to start a store"
     try:
         tables = {r[0] for r in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         meta = dict(connection.execute("SELECT key, value FROM meta")) if "meta" in tables else {}
@@ -243,21 +250,17 @@ def version_of(connection: sqlite3.Connection, path: Path) -> tuple[int | None, 
         raise StoreError(f"cannot read the store {path}: {error}") from None
     except sqlite3.DatabaseError as error:
         raise StoreError(
-            f"{path} is not a nastools result store ({str(error).replace(chr(10), ' ')}); "
-            "pass the path of a new file to start a store"
+            f"{path} is not a nastools result store ({str(error).replace(chr(10), ' ')}); {advice}"
         ) from None
     if not tables:
         return None, meta
     if meta.get("format") != FORMAT:
-        raise StoreError(
-            f"{path} is not a nastools result store (it has no nastools-store marker); "
-            "pass the path of a new file to start a store"
-        )
+        raise StoreError(f"{path} is not a nastools result store (it has no nastools-store marker); {advice}")
     version = meta.get("version", "")
     if not version.isdigit() or int(version) > VERSION:
         raise StoreError(
             f"{path} is a nastools store of version {version!r}, newer than this nastools reads "
-            f"(up to {VERSION}): upgrade nastools, or pass the path of a new file"
+            f"(up to {VERSION}): upgrade nastools{'' if source else ', or pass the path of a new file'}"
         )
     return int(version), meta
 
@@ -273,6 +276,7 @@ class StoreFile:
     def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         self.path = Path(path).expanduser()
         self.read_only = read_only
+        self._warned_behind = False  # a checkpoint held back by a reader is warned of once
         #: A random id given to the store at creation (None for a version 2 store opened read-only).
         self.store_id: str | None = None
         if self.path.is_dir():
@@ -436,7 +440,9 @@ class StoreFile:
 
         ``PASSIVE`` copies what no reader holds back; ``TRUNCATE`` also empties the log, and where
         another connection reads or writes right then it does what ``PASSIVE`` does, at once (with
-        sqlite's busy timeout it would wait for that reader for up to 30 s).
+        sqlite's busy timeout it would wait for that reader for up to 30 s). A ``TRUNCATE`` that
+        leaves rows in the log (a reader's snapshot holds them back) is warned of, once per store:
+        the file alone is then not the whole store.
         """
         connection = self._connection
         try:
@@ -445,9 +451,19 @@ class StoreFile:
             else:
                 connection.execute("PRAGMA busy_timeout = 0")
                 try:
-                    connection.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+                    _, logged, copied = connection.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
                 finally:
                     connection.execute(f"PRAGMA busy_timeout = {int(TIMEOUT * 1000)}")
+                if logged > copied and not self._warned_behind:
+                    self._warned_behind = True
+                    warnings.warn(
+                        f"{self.path} does not hold every row yet: another connection reads the store (a "
+                        f"database browser, another kernel), so {logged - copied} log frame(s) stay in "
+                        f"{wal_of(self.path)}; copy it with `nastools store copy` (safe), or after that "
+                        "reader closes",
+                        UserWarning,
+                        stacklevel=3,
+                    )
         except sqlite3.OperationalError as error:
             raise StoreError(
                 f"the rows are stored, in {wal_of(self.path)}, but {self.path} could not be brought up to "

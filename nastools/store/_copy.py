@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from nastools._outputs import check_output_dir, check_output_file
 from nastools.store._connection import (
     StoreError,
     check_wal_belongs,
@@ -64,7 +65,7 @@ def _open_source(path: str | Path) -> tuple[Path, sqlite3.Connection]:
     check_wal_belongs(path)
     connection = connect(uri, uri=True)
     try:
-        version, _ = version_of(connection, path)  # a nastools store, not a newer one
+        version, _ = version_of(connection, path, source=True)  # a nastools store, not a newer one
     except BaseException:
         connection.close()
         raise
@@ -137,6 +138,10 @@ def copy_from(connection: sqlite3.Connection, source: Path, destination: str | P
     destination = _new_path(destination)
     if destination.resolve() == source.resolve():
         raise StoreError(f"{source} would be copied onto itself; pass another destination")
+    try:
+        check_output_file(destination, "the copy")
+    except OSError as error:  # sqlite would say only "unable to open database file"
+        raise StoreError(f"cannot copy {source}: {error}") from None
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_name(f".{destination.name}.{uuid.uuid4().hex[:8]}.partial")
     try:
@@ -228,7 +233,12 @@ def merge_stores(sources: Iterable[str | Path], into: str | Path) -> MergeResult
     for path in paths:
         if path.exists() and into.exists() and path.resolve() == into.resolve():
             raise StoreError(f"{path} is the store merged into; pass other sources")
-    into.parent.mkdir(parents=True, exist_ok=True)
+    try:  # the snapshots are written beside the store, which is written too
+        check_output_file(into, "the store merged into")
+        check_output_dir(into.parent, "its folder")
+        into.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # not the snapshots' temporary folder: the store is what was asked for
+        raise StoreError(f"cannot merge into {into}: {error}") from None
     counts = [0, 0, 0, 0]
     with tempfile.TemporaryDirectory(prefix=".nastools-merge-", dir=into.parent) as folder:
         snapshots = []
@@ -240,6 +250,8 @@ def merge_stores(sources: Iterable[str | Path], into: str | Path) -> MergeResult
                 for _, snapshot in snapshots:
                     for i, n in enumerate(_merge(target, snapshot)):
                         counts[i] += n
+        except sqlite3.OperationalError as error:  # a full disk, while a snapshot or the merge is written
+            raise StoreError(f"cannot merge into {into}: {write_problem(error)}") from None
         finally:
             for _, snapshot in snapshots:
                 snapshot.close()

@@ -113,8 +113,8 @@ class Searches(Measurements):
             True for a new search, False when an existing one resumes.
 
         Raises:
-            ValueError: If ``search_id`` exists with a different supernet, tactic or config (the
-                differing settings are named).
+            ValueError: If ``search_id`` is empty or blank, or exists with a different supernet,
+                tactic or config (the differing settings are named).
             SearchInProgressError: Another live process runs the search (its host, pid and start
                 are named).
 
@@ -128,6 +128,8 @@ class Searches(Measurements):
             >>> store.start_search("nsga2-s0", "digits-mbv3", "nsga2", {"pop_size": 20})  # resumes
             False
         """
+        if not isinstance(search_id, str) or not search_id.strip():
+            raise ValueError(f"search_id must be a non-empty name, e.g. 'nsga2-s0'; got {search_id!r}")
         if not stale_after > 0:
             raise ValueError(f"stale_after must be a positive number of seconds, got {stale_after!r}")
         config_json = json.dumps(dict(config), sort_keys=True, default=str)

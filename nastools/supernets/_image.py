@@ -11,24 +11,30 @@ from __future__ import annotations
 
 import copy
 import importlib.resources
-import io
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import torch
-import torch.nn.functional as F  # noqa: N812
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from nastools._outputs import write_atomically
 from nastools.hardware import Hardware
 from nastools.metrics import Metric
 from nastools.space import Arch, SearchSpace
-from nastools.supernet import Supernet, check_finite_weights, count_macs, count_params
-from nastools.tasks.digits import DigitsConfig, ImageTask, load_digits_task
+from nastools.supernet import Supernet, count_macs, count_params
+from nastools.supernets import _checkpoints
+from nastools.supernets._checkpoints import save_checkpoint
+from nastools.supernets._elastic import resize
+from nastools.tasks.digits import (
+    TOP1,
+    DigitsConfig,
+    ImageTask,
+    load_digits_task,
+    recalibrate_batchnorm,
+    top1_accuracy,
+)
 
 __all__ = [
     "TOP1",
@@ -44,39 +50,8 @@ __all__ = [
     "top1_accuracy",
 ]
 
-#: Held-out top-1 measured on the task after batch-norm recalibration.
-TOP1 = Metric("top1", "max", "%", "held-out top-1 accuracy after batch-norm recalibration")
 #: Top-1 predicted by a surrogate model from the arch (e.g. OFA's ImageNet accuracy predictor).
 TOP1_SURROGATE = Metric("top1", "max", "%", "surrogate top-1: predicted from the arch", kind="prediction")
-
-
-def resize(x: torch.Tensor, resolution: int) -> torch.Tensor:
-    """Bilinear resize of a batch of square images to ``resolution`` (no-op when it already is)."""
-    if x.shape[-1] == resolution and x.shape[-2] == resolution:
-        return x
-    return F.interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False)
-
-
-@torch.no_grad()
-def recalibrate_batchnorm(module: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> None:
-    """Reset every batch norm's running statistics to their average over ``x`` (OFA's recipe).
-
-    Sub-networks share weights but not activation statistics, so each one's batch-norm statistics
-    are recomputed on a calibration set before it is evaluated.
-    """
-    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    saved = [(m.momentum, m.training) for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average over the calibration batches
-        m.train()
-    try:
-        for start in range(0, len(x), batch_size):
-            module(x[start : start + batch_size])
-    finally:
-        for m, (momentum, training) in zip(norms, saved):
-            m.momentum = momentum
-            m.train(training)
 
 
 def fold_batchnorm(module: nn.Module) -> nn.Module:
@@ -104,23 +79,6 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
     return folded
 
 
-@torch.no_grad()
-def top1_accuracy(module: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 128) -> float:
-    """Top-1 accuracy in percent of ``module`` (in eval mode) on ``(x, y)``.
-
-    The result does not depend on ``batch_size``; batches of about 128 keep activations in cache
-    and ran 1.5-3x faster than 1024 on CPU (``benchmarks/validation_cost.py``).
-    """
-    was_training = module.training
-    module.eval()
-    correct = 0
-    for start in range(0, len(x), batch_size):
-        logits = module(x[start : start + batch_size])
-        correct += int((logits.argmax(1) == y[start : start + batch_size]).sum())
-    module.train(was_training)
-    return 100.0 * correct / len(y)
-
-
 class ElasticImageNet(Protocol):
     """What :class:`ImageSupernet` needs from an elastic image network (an ``nn.Module``)."""
 
@@ -129,6 +87,12 @@ class ElasticImageNet(Protocol):
 
     def get_active_subnet(self, arch: Arch) -> nn.Module:
         """A standalone module equal to the network with ``arch`` active."""
+
+    def set_active(self, arch: Arch) -> None:
+        """Make ``arch`` the sub-network that a call runs (:meth:`ImageSupernet.run_active`)."""
+
+    def prepare_inputs(self, inputs: tuple[torch.Tensor, ...], arch: Arch) -> tuple[torch.Tensor, ...]:
+        """The batch resized to ``arch``'s resolution."""
 
     def resolution(self, arch: Arch) -> int:
         """Input side of ``arch``'s images."""
@@ -161,6 +125,10 @@ class ImageSupernet(Supernet):
             surrogate).
     """
 
+    #: The checkpoint file and kind it was read from (set by ``load_checkpoint``; None when built otherwise).
+    checkpoint_path: Path | None = None
+    checkpoint_kind: str | None = None
+
     def __init__(
         self,
         net: ElasticImageNet,
@@ -191,6 +159,46 @@ class ImageSupernet(Supernet):
     def subnet(self, arch: Arch) -> nn.Module:
         """Standalone eval-mode copy of ``arch``'s network (weights copied, statistics as trained)."""
         return self.net.get_active_subnet(arch).eval()
+
+    @torch.no_grad()
+    def run_active(self, arch: Arch, *inputs: torch.Tensor) -> torch.Tensor:
+        """The elastic network's logits with ``arch`` active, in eval mode (trained batch-norm statistics).
+
+        What :meth:`subnet` copies, run in place: the sub-network's batch norms hold the same slices of
+        the trained running statistics, so both compute the same function.
+        """
+        training = self.net.training
+        self.net.eval()
+        try:
+            self.net.set_active(arch)
+            return self.net(*self.net.prepare_inputs(inputs, arch))
+        finally:
+            self.net.train(training)
+
+    def save_checkpoint(self, path: str | Path) -> Path:
+        """Write this supernet as its family's checkpoint: its weights; the configs, log, report it came with.
+
+        ``load_supernet(path)`` reads it back (the conformance suite's round trip). Only a supernet
+        read from a checkpoint (``load_checkpoint``) has a ``checkpoint_kind`` and a training record.
+
+        Raises:
+            ValueError: It was not read from a checkpoint.
+        """
+        if self.checkpoint_kind is None or self.task is None:
+            raise ValueError(
+                f"supernet {self.supernet_id!r} was not read from a checkpoint, so it has no training record "
+                "to write; python -m nastools.training writes one"
+            )
+        stored = self.metadata
+        return _checkpoints.save_checkpoint(
+            path,
+            self.checkpoint_kind,
+            self.net,
+            self.task.config,
+            stored["training_config"],
+            stored["log"],
+            stored["report"],
+        )
 
     def example_inputs(self, arch: Arch, batch_size: int) -> tuple[torch.Tensor, ...]:
         """A batch of images at ``arch``'s resolution: held-out images of the task, else seeded noise."""
@@ -303,44 +311,13 @@ def shipped_checkpoint(name: str) -> Path:
     return Path(str(importlib.resources.files("nastools.checkpoints") / f"{name}.pt"))
 
 
-def save_checkpoint(
-    path: str | Path,
-    kind: str,
-    net: nn.Module,
-    data_config: DigitsConfig,
-    training_config: Any,
-    log: Mapping,
-    report: Mapping | None = None,
-) -> Path:
-    """Write a self-describing checkpoint: weights (float32), kind, model/data/training configs, log, report.
-
-    ``kind`` names the family that reads it back (its ``CHECKPOINT_KINDS``).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "format": "nastools-supernet",
-        "version": 1,
-        "kind": kind,
-        "model_config": net.config.to_dict(),
-        "data_config": data_config.to_dict(),
-        "training_config": asdict(training_config),
-        "log": dict(log),
-        "report": dict(report or {}),
-        "state_dict": net.state_dict(),
-    }
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)  # torch's file writer aborts the process on a full disk; Python's raises
-    return write_atomically(path, buffer.getvalue(), "checkpoint")
-
-
 def read_checkpoint(
     path: Path,
     payload: Mapping[str, Any],
     build: Callable[[Mapping[str, Any]], nn.Module],
     supernet_id: str | None,
 ) -> tuple[nn.Module, ImageTask, dict[str, Any], str]:
-    """The network, task, metadata and id of a checkpoint written by :func:`save_checkpoint`.
+    """The network, digits task, metadata and id of a checkpoint (:func:`._checkpoints.read_checkpoint`).
 
     Args:
         path: The file (its stem is the default id).
@@ -352,32 +329,10 @@ def read_checkpoint(
         ValueError: Entries are missing, the weights or configs do not fit (the first differing
             keys are named), or a weight is not finite (the tensor is named).
     """
-    lacking = [k for k in ("model_config", "data_config", "state_dict") if k not in payload]
-    if lacking:
-        raise ValueError(f"{path}: an incomplete checkpoint, without {lacking}")
-    try:
-        net = build(payload["model_config"])
-        data_config = DigitsConfig(
-            **{k: tuple(v) if isinstance(v, list) else v for k, v in payload["data_config"].items()}
-        )
-    except Exception as error:  # noqa: BLE001 - any failure here means an unusable file
-        raise ValueError(f"{path}: unreadable configs ({type(error).__name__}: {error})") from error
-    state = payload["state_dict"]
-    expected = net.state_dict()
-    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise ValueError(
-            f"{path}: the weights do not fit the network its config builds: missing {missing[:3]}, "
-            f"unexpected {unexpected[:3]} ({len(missing)} and {len(unexpected)} keys)"
-        )
-    check_finite_weights(path, state)  # a NaN weight would load and score like any other
-    try:
-        net.load_state_dict(state)
-    except RuntimeError as error:
-        raise ValueError(
-            f"{path}: the weights' shapes do not fit its config ({str(error).splitlines()[1:2]})"
-        ) from error
-    metadata = {
-        k: payload.get(k, {}) for k in ("model_config", "data_config", "training_config", "log", "report")
-    }
-    return net, load_digits_task(data_config), metadata, supernet_id or path.stem
+    return _checkpoints.read_checkpoint(path, payload, build, _digits_task, supernet_id)
+
+
+def _digits_task(stored: Mapping[str, Any]) -> ImageTask:
+    """The digits task of a stored config (JSON lists back to tuples)."""
+    config = {k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()}
+    return load_digits_task(DigitsConfig(**config))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from nastools.supernets.mobilenetv3._network import ElasticMobileNetV3, MobileNetV3Config
-from nastools.supernets.mobilenetv3._supernet import CHECKPOINT_KIND
-from nastools.tasks.digits import DigitsConfig
-from nastools.training import Recipe, TrainingConfig
+from functools import partial
+
+from nastools.supernets._training import Recipe, TrainingConfig
+from nastools.supernets.mobilenetv3._config import CHECKPOINT_KIND, MobileNetV3Config
+from nastools.supernets.mobilenetv3._network import ElasticMobileNetV3
+from nastools.tasks.digits import DigitsConfig, load_digits_task
 
 __all__ = ["EMBEDDED_MODEL_CONFIG", "recipe"]
 
@@ -29,7 +31,7 @@ def recipe() -> Recipe:
         kind=CHECKPOINT_KIND,
         build=ElasticMobileNetV3,
         model_config=EMBEDDED_MODEL_CONFIG,
-        data_config=DigitsConfig(),
+        task=partial(load_digits_task, DigitsConfig()),
         training=TrainingConfig(),
         phases=(("r", "ks"), ("d",), ("e",)),
     )

@@ -24,6 +24,7 @@ from torch import nn
 
 from nastools.datasets import data_home
 from nastools.supernets.mobilenetv3._data import OFA_PREDICTOR_DATA
+from nastools.supernets.mobilenetv3._tables import corrupt_cache_message
 
 __all__ = [
     "OFA_DATA_ENV",
@@ -183,7 +184,14 @@ def find_predictor_file(ofa_data: str | Path | None) -> Path | None:
 
 
 def missing_predictor_message(looked_at: str | Path | None) -> str:
-    """Explain where ``acc_predictor.pth`` goes and where it comes from."""
+    """Explain where ``acc_predictor.pth`` goes and where it comes from, or that its cached copy is bad."""
+    corrupt = corrupt_cache_message(OFA_PREDICTOR_DATA)
+    if corrupt:
+        found = f"it is not in {Path(looked_at).expanduser()}, and " if looked_at is not None else ""
+        return (
+            f"top1 of the OFA MobileNetV3 supernets is a surrogate from OFA's public accuracy predictor, "
+            f"{OFA_PREDICTOR_FILE}: {found}{corrupt}"
+        )
     where = (
         f"it is not in {Path(looked_at).expanduser()} (nor in its CompOFA/ folder)"
         if looked_at is not None

@@ -17,10 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from nastools.supernets.mobilenetv3._layers import make_divisible
+from nastools.supernets._elastic._widths import make_divisible
 
 if TYPE_CHECKING:
-    from nastools.supernets.mobilenetv3._network import MobileNetV3Config
+    from nastools.supernets.mobilenetv3._config import MobileNetV3Config
 
 __all__ = ["BlockShape", "NetworkShape", "count_macs_params", "network_shape"]
 

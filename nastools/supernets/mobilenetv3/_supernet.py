@@ -16,8 +16,9 @@ from nastools.hardware import Hardware, LookupTableHardware
 from nastools.space import Arch
 from nastools.supernet import file_hash
 from nastools.supernets._image import TOP1_SURROGATE, ImageSupernet, read_checkpoint, shipped_checkpoint
+from nastools.supernets.mobilenetv3._config import CHECKPOINT_KIND, MobileNetV3Config
 from nastools.supernets.mobilenetv3._data import OFA_PREDICTOR_DATA
-from nastools.supernets.mobilenetv3._network import ElasticMobileNetV3, MobileNetV3Config
+from nastools.supernets.mobilenetv3._network import ElasticMobileNetV3
 from nastools.supernets.mobilenetv3._ofa_predictor import (
     OFA_DATA_ENV,
     PREDICTOR_RESOLUTIONS,
@@ -35,8 +36,6 @@ from nastools.supernets.mobilenetv3._tables import (
 
 __all__ = ["CHECKPOINT_KIND", "OFA_RESOLUTIONS", "MobileNetV3Supernet", "embedded", "from_checkpoint", "ofa"]
 
-#: The ``kind`` written in this family's checkpoints.
-CHECKPOINT_KIND = "elastic-mobilenetv3"
 #: ``r`` choices of the OFA supernets' space: OFA's tutorial search, one per resolution slot of its
 #: accuracy predictor in 160-224 (it cannot tell 160 from 172, so finer steps would be free MACs).
 OFA_RESOLUTIONS = PREDICTOR_RESOLUTIONS

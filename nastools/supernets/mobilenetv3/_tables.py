@@ -30,10 +30,10 @@ from pathlib import Path
 
 import yaml
 
-from nastools.datasets import Dataset, data_home
+from nastools.datasets import Dataset, data_home, file_status
+from nastools.supernets._elastic._widths import make_divisible
+from nastools.supernets.mobilenetv3._config import MobileNetV3Config
 from nastools.supernets.mobilenetv3._data import I7_8700K_DATA, NOTE10_DATA
-from nastools.supernets.mobilenetv3._layers import make_divisible
-from nastools.supernets.mobilenetv3._network import MobileNetV3Config
 from nastools.supernets.mobilenetv3._shapes import BlockShape, NetworkShape, network_shape
 
 __all__ = ["KNOWN_TABLES", "LatencyTable", "TableSource", "published_tables"]
@@ -119,10 +119,33 @@ def published_tables(data_dir: str | Path) -> dict[str, Path]:
     return found
 
 
+def corrupt_cache_message(dataset: Dataset) -> str:
+    """Say which cached file of ``dataset`` fails its SHA-256 and how to fetch it again ('' if none does).
+
+    Example:
+        >>> from nastools.supernets.mobilenetv3._data import NOTE10_DATA
+        >>> corrupt_cache_message(NOTE10_DATA)  # doctest: +SKIP
+        'the cached file /home/me/.cache/nastools/CompOFA/latency_table@note10/160_lookup_table.yaml ...'
+    """
+    for file in dataset.files:
+        if file_status(file) == "corrupt":
+            path = data_home() / file.path
+            return (
+                f"the cached file {path} fails its sha256 check (a damaged or changed copy): re-fetch it "
+                f"with `nastools data fetch {dataset.name}` where downloads work, or download {file.url} "
+                "to it"
+            )
+    return ""
+
+
 def missing_table_message(key: str, looked_at: str | Path | None = None) -> str:
     """Explain which files the hardware ``key`` needs and where they come from."""
     source = KNOWN_TABLES.get(key)
     where = f"not found in {looked_at}; " if looked_at is not None else "no data_dir was given; "
+    corrupt = corrupt_cache_message(source.dataset) if source is not None and source.dataset else ""
+    if corrupt:
+        found = f"not found in {looked_at}, and " if looked_at is not None else ""
+        return f"hardware {key!r} is a latency look-up table ({source.platform}): {found}{corrupt}"
     if source is None:
         return (
             f"{where}hardware {key!r} is a latency look-up table nastools does not know: pass an OFA-format "

@@ -1,48 +1,19 @@
 """The ResNet family: OFA's elastic ResNet50 (``OFAResNets``), ``digits-resnet`` and ``ofa-resnet50``.
 
-Elastic depth, expand ratio and width.
-
-:class:`ElasticResNet` holds every sub-network's weights under OFA's parameter names; an arch is a
-flat dict (``d_0``..``d_4``, ``e_0``..``e_17``, ``w_0``..``w_5``, optional ``r``) of
-:func:`resnet_space`; :func:`count_macs_params` gives a sub-network's MACs and parameters from the
-arch alone; :func:`arch_from_ofa_config` / :func:`arch_to_ofa_config` convert OFA's arch dicts.
-:class:`ResNetSupernet` is the :class:`~nastools.supernet.Supernet` of the two supernets below:
-``digits-resnet`` (trained here on distorted digits, ``data/digits-resnet.pt``) and ``ofa-resnet50``
-(OFA's ImageNet architecture: MACs, parameters and latency, no top-1).
+Elastic depth, expand ratio and width, laid out as every family: ``_config`` (:class:`ResNetConfig`,
+:func:`resnet_space` and OFA's arch dicts, :func:`arch_from_ofa_config` / :func:`arch_to_ofa_config`;
+torch-free), ``_shapes`` (:func:`count_macs_params`: a sub-network's MACs and parameters from the arch
+alone), ``_network`` (:class:`ElasticResNet`, holding every sub-network's weights under OFA's parameter
+names, and the static :class:`ResNet` it extracts), ``_supernet`` (:class:`ResNetSupernet` and the
+factories of ``digits-resnet``, trained here on distorted digits, ``data/digits-resnet.pt``, and
+``ofa-resnet50``, OFA's ImageNet architecture: MACs, parameters and latency, no top-1), ``_embedded``
+(the training recipe of ``digits-resnet``). The shared dynamic and static layers come from
+:mod:`nastools.supernets._elastic`. Names are imported on first use, so that the config and the space
+import without torch.
 """
 
-from nastools.supernets.resnet._dynamic import (
-    DynamicBatchNorm2d,
-    DynamicBottleneckBlock,
-    DynamicConv2d,
-    DynamicConvLayer,
-    DynamicLinear,
-    DynamicLinearLayer,
-)
-from nastools.supernets.resnet._layers import (
-    BottleneckBlock,
-    ConvLayer,
-    LinearLayer,
-    ResidualBlock,
-    ResNet,
-    bottleneck_mid_channels,
-    make_divisible,
-)
-from nastools.supernets.resnet._network import (
-    ElasticResNet,
-    ResNetConfig,
-    arch_from_ofa_config,
-    arch_to_ofa_config,
-    resnet_space,
-)
-from nastools.supernets.resnet._shapes import (
-    BottleneckShape,
-    ConvShape,
-    ResNetShape,
-    count_macs_params,
-    resnet_shape,
-)
-from nastools.supernets.resnet._supernet import CHECKPOINT_KIND, ResNetSupernet, embedded, ofa_resnet50
+from nastools.supernets._lazy import lazy_exports
+from nastools.supernets.resnet._config import CHECKPOINT_KIND
 
 #: Supernets of this family by name: ``load_supernet(name)`` calls the factory.
 SUPERNETS = {
@@ -54,32 +25,29 @@ CHECKPOINT_KINDS = {CHECKPOINT_KIND: "nastools.supernets.resnet._supernet:from_c
 #: Training recipes of this family's embedded supernets (``python -m nastools.training --supernet``).
 TRAINING = {"digits-resnet": "nastools.supernets.resnet._embedded:recipe"}
 
-__all__ = [
-    "CHECKPOINT_KIND",
-    "BottleneckBlock",
-    "BottleneckShape",
-    "ConvLayer",
-    "ConvShape",
-    "DynamicBatchNorm2d",
-    "DynamicBottleneckBlock",
-    "DynamicConv2d",
-    "DynamicConvLayer",
-    "DynamicLinear",
-    "DynamicLinearLayer",
-    "ElasticResNet",
-    "LinearLayer",
-    "ResNet",
-    "ResNetConfig",
-    "ResNetShape",
-    "ResNetSupernet",
-    "ResidualBlock",
-    "arch_from_ofa_config",
-    "arch_to_ofa_config",
-    "bottleneck_mid_channels",
-    "count_macs_params",
-    "embedded",
-    "make_divisible",
-    "ofa_resnet50",
-    "resnet_shape",
-    "resnet_space",
-]
+_EXPORTS = {
+    "._config": [
+        "ResNetConfig",
+        "arch_from_ofa_config",
+        "arch_to_ofa_config",
+        "bottleneck_mid_channels",
+        "resnet_space",
+    ],
+    "._network": ["BottleneckBlock", "DynamicBottleneckBlock", "ElasticResNet", "ResNet"],
+    "._shapes": ["BottleneckShape", "ConvShape", "ResNetShape", "count_macs_params", "resnet_shape"],
+    "._supernet": ["ResNetSupernet", "embedded", "ofa_resnet50"],
+    # the shared layers this family is built of (exported here before they were shared)
+    "nastools.supernets._elastic": [
+        "ConvLayer",
+        "DynamicBatchNorm2d",
+        "DynamicConv2d",
+        "DynamicConvLayer",
+        "DynamicLinear",
+        "DynamicLinearLayer",
+        "LinearLayer",
+        "ResidualBlock",
+        "make_divisible",
+    ],
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(["CHECKPOINT_KIND", *(name for names in _EXPORTS.values() for name in names)])

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from nastools.supernets.resnet._network import ElasticResNet, ResNetConfig
-from nastools.supernets.resnet._supernet import CHECKPOINT_KIND
-from nastools.tasks.digits import DigitsConfig
-from nastools.training import Recipe, TrainingConfig
+from functools import partial
+
+from nastools.supernets._training import Recipe, TrainingConfig
+from nastools.supernets.resnet._config import CHECKPOINT_KIND, ResNetConfig
+from nastools.supernets.resnet._network import ElasticResNet
+from nastools.tasks.digits import DigitsConfig, load_digits_task
 
 __all__ = ["EMBEDDED_MODEL_CONFIG", "recipe"]
 
@@ -39,7 +41,7 @@ def recipe() -> Recipe:
         kind=CHECKPOINT_KIND,
         build=ElasticResNet,
         model_config=EMBEDDED_MODEL_CONFIG,
-        data_config=DigitsConfig(),
+        task=partial(load_digits_task, DigitsConfig()),
         training=TrainingConfig(),
         phases=(("r", "d"), ("e",), ("w",)),
     )

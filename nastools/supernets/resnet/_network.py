@@ -1,243 +1,269 @@
-"""Elastic ResNet super-network following OFA's ``OFAResNets`` design and parameter layout.
+"""OFA's elastic ResNet (``OFAResNets``): its design and parameter layout, and its static sub-networks.
 
 Elastic depth: stage ``s`` runs its first ``base_depths[s] + d_s`` blocks (OFA drops a stage's last
 blocks); ``d_0`` below its largest value skips the input stem's residual convolution. Elastic expand:
 a block's inner width is ``make_divisible(round(out * e))`` of its active output width ``out``, the
 leading channels of the largest inner weights (kept sorted by importance, :meth:`sort_channels`).
 Elastic width: one multiplier for the stem's first (and residual) convolution, one for its last, one
-per stage; every layer runs on the leading channels of its largest weight.
+per stage; every layer runs on the leading channels of its largest weight (the arch:
+:mod:`._config`).
 
-The arch is a flat dict: ``d_0`` (stem residual: smallest or largest depth choice), ``d_1``..``d_S``
-(extra blocks per stage), ``e_0``..``e_{B-1}`` (expand ratio of each block slot, active only when its
-stage is deep enough), ``w_0``..``w_{S+1}`` (width multipliers, the values themselves) and ``r``
-(input resolution) when the config allows several.
+:meth:`ElasticResNet.get_active_subnet` returns a plain :class:`ResNet`, laid out as OFA's static
+``ResNets``: an input stem of 3x3 convolutions, a 3x3 max pool, bottleneck blocks and a linear
+classifier, with OFA's state-dict keys (``input_stem.1.conv.conv.weight``,
+``blocks.3.conv2.bn.running_var``, ``blocks.0.downsample.conv.weight``, ``classifier.linear.bias``).
 """
 
 from __future__ import annotations
 
-import ast
 import os
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
-from nastools.space import Condition, SearchSpace
-from nastools.supernets.resnet._dynamic import DynamicBottleneckBlock, DynamicConvLayer, DynamicLinearLayer
-from nastools.supernets.resnet._layers import ResidualBlock, ResNet, bottleneck_mid_channels, make_divisible
+from nastools.supernets._elastic import (
+    DynamicBatchNorm2d,
+    DynamicConv2d,
+    DynamicConvLayer,
+    DynamicLinearLayer,
+    ElasticImageNetwork,
+    LinearLayer,
+    ResidualBlock,
+    channel_importance,
+    conv_bn,
+    copy_bn,
+    copy_leading,
+    dynamic_conv_bn,
+    importance_order,
+    permute_bn,
+    permute_channels,
+)
+from nastools.supernets.resnet._config import ResNetConfig, bottleneck_mid_channels
 from nastools.supernets.resnet._shapes import ResNetShape, count_macs_params, resnet_shape
 
-__all__ = ["ElasticResNet", "ResNetConfig", "arch_from_ofa_config", "arch_to_ofa_config", "resnet_space"]
+__all__ = ["BottleneckBlock", "DynamicBottleneckBlock", "ElasticResNet", "ResNet", "downsample_shortcut"]
 
 
-@dataclass(frozen=True)
-class ResNetConfig:
-    """Shape of an elastic ResNet; the defaults are OFA's ``ofa_resnet50``.
+# --- the static sub-network ------------------------------------------------------------------------
 
-    (In OFA's model zoo: ``ofa_resnet50_d0-1-2_e0.2-0.25-0.35_w0.65-0.8-1.0``.)
 
-    Attributes:
-        in_channels: Input image channels.
-        n_classes: Classifier outputs.
-        resolutions: Allowed input resolutions; more than one makes ``r`` a search parameter.
-        base_stem_width: Output width of the input stem at multiplier 1 (its first two convolutions
-            have half of it, rounded).
-        base_stage_widths: Output width of each stage at multiplier 1.
-        base_depths: Blocks of each stage at depth choice 0.
-        stage_strides: Stride of each stage's first block.
-        stem_stride: Stride of the first convolution (1 for tiny images).
-        max_pool: Whether the stem is followed by a 3x3 stride-2 max pool (off for tiny images).
-        depths: Extra blocks per stage (OFA's ``depth_list``).
-        expand_ratios: Inner width over output width of a block (OFA's ``expand_ratio_list``).
-        width_mults: Width multipliers (OFA's ``width_mult_list``).
-        dropout_rate: Dropout before the classifier.
+def downsample_shortcut(in_channels: int, out_channels: int, stride: int) -> nn.Sequential:
+    """OFA's ``avgpool_conv`` shortcut: ``AvgPool2d(stride, stride, ceil_mode=True)``, 1x1 conv, BN."""
+    return nn.Sequential(
+        OrderedDict(
+            avg_pool=nn.AvgPool2d(stride, stride, padding=0, ceil_mode=True),
+            conv=nn.Conv2d(in_channels, out_channels, 1, bias=False),
+            bn=nn.BatchNorm2d(out_channels),
+        )
+    )
+
+
+class BottleneckBlock(nn.Module):
+    """ResNet bottleneck: 1x1 reduce, 3x3 (strided), 1x1 expand, plus a shortcut, then ReLU.
+
+    The layers are ``conv1``, ``conv2``, ``conv3`` (each a ``conv``/``bn``[/``act``] sequence),
+    ``downsample`` (identity or :func:`downsample_shortcut`) and ``final_act``, as in OFA's
+    ``ResNetBottleneckBlock``.
+
+    Args:
+        in_channels: Input channels.
+        out_channels: Output channels.
+        mid_channels: Channels of the two inner convolutions.
+        stride: Stride of the 3x3 convolution (and of the shortcut's pooling).
+        downsample: Whether the shortcut has a 1x1 convolution; by default (``None``) when
+            ``stride != 1`` or the channel count changes, OFA's rule.
+        kernel_size: Kernel side of the middle convolution.
     """
 
-    in_channels: int = 3
-    n_classes: int = 1000
-    resolutions: tuple[int, ...] = (224,)
-    base_stem_width: int = 64
-    base_stage_widths: tuple[int, ...] = (256, 512, 1024, 2048)
-    base_depths: tuple[int, ...] = (2, 2, 4, 2)
-    stage_strides: tuple[int, ...] = (1, 2, 2, 2)
-    stem_stride: int = 2
-    max_pool: bool = True
-    depths: tuple[int, ...] = (0, 1, 2)
-    expand_ratios: tuple[float, ...] = (0.2, 0.25, 0.35)
-    width_mults: tuple[float, ...] = (0.65, 0.8, 1.0)
-    dropout_rate: float = 0.0
-
-    def __post_init__(self) -> None:
-        n = len(self.base_depths)
-        if n == 0 or len(self.base_stage_widths) != n or len(self.stage_strides) != n:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        mid_channels: int,
+        stride: int = 1,
+        downsample: bool | None = None,
+        kernel_size: int = 3,
+    ) -> None:
+        super().__init__()
+        if downsample is None:
+            downsample = stride != 1 or in_channels != out_channels
+        elif not downsample and (stride != 1 or in_channels != out_channels):
             raise ValueError(
-                f"base_stage_widths, base_depths and stage_strides need one entry per stage, got "
-                f"{len(self.base_stage_widths)}, {n} and {len(self.stage_strides)}"
+                f"an identity shortcut needs stride 1 and equal widths, got stride {stride}, "
+                f"{in_channels} -> {out_channels} channels"
             )
-        for name in ("depths", "expand_ratios", "width_mults", "resolutions"):
-            values = getattr(self, name)
-            if not values or list(values) != sorted(set(values)):
-                raise ValueError(f"{name} must be non-empty, ascending and without repeats, got {values}")
-        if min(self.depths) < 0 or min(self.base_depths) + min(self.depths) < 1:
-            raise ValueError("every stage needs at least one block: base_depths + min(depths) >= 1")
+        self.conv1 = conv_bn(in_channels, mid_channels, act="relu")
+        self.conv2 = conv_bn(mid_channels, mid_channels, kernel_size, stride, act="relu")
+        self.conv3 = conv_bn(mid_channels, out_channels)
+        self.downsample = (
+            downsample_shortcut(in_channels, out_channels, stride) if downsample else nn.Identity()
+        )
+        self.final_act = nn.ReLU(inplace=True)
 
-    def to_dict(self) -> dict:
-        """Plain dict (JSON-friendly) of the config."""
-        return asdict(self)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        residual = self.downsample(x)
+        return self.final_act(self.conv3(self.conv2(self.conv1(x))) + residual)
 
-    @classmethod
-    def from_dict(cls, values: Mapping) -> ResNetConfig:
-        """Inverse of :meth:`to_dict`; lists become tuples."""
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
-    @property
-    def n_stages(self) -> int:
-        """Number of stages."""
-        return len(self.base_depths)
+class ResNet(nn.Module):
+    """A standalone ResNet sub-network, laid out as OFA's static ``ResNets``.
 
-    @property
-    def n_blocks(self) -> int:
-        """Number of block slots (one ``e_i`` each): base plus largest extra depth, over the stages."""
-        return sum(self.base_depths) + self.n_stages * max(self.depths)
+    Input stem, 3x3 stride-2 max pool (``max_pooling``; identity when ``max_pool`` is off), blocks,
+    global average pool, classifier.
 
-    def stem_width(self, width_mult: float) -> int:
-        """Output width of the stem's last convolution."""
-        return make_divisible(self.base_stem_width * width_mult)
+    Args:
+        input_stem: The stem layers in order (convolutions and an optional residual convolution).
+        blocks: The bottleneck blocks in order.
+        classifier: The linear head applied to the pooled features.
+        max_pool: Whether to max-pool after the stem.
+    """
 
-    def stem_mid_width(self, width_mult: float) -> int:
-        """Output width of the stem's first convolution (and of its residual convolution)."""
-        return make_divisible(self.stem_width(width_mult) // 2)
+    def __init__(
+        self,
+        input_stem: Sequence[nn.Module],
+        blocks: Sequence[BottleneckBlock],
+        classifier: LinearLayer,
+        max_pool: bool = True,
+    ) -> None:
+        super().__init__()
+        self.input_stem = nn.ModuleList(input_stem)
+        self.max_pooling = nn.MaxPool2d(3, 2, 1) if max_pool else nn.Identity()
+        self.blocks = nn.ModuleList(blocks)
+        self.classifier = classifier
 
-    def stage_width(self, stage: int, width_mult: float) -> int:
-        """Output width of every block of ``stage``."""
-        return make_divisible(self.base_stage_widths[stage] * width_mult)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.input_stem:
+            x = layer(x)
+        x = self.max_pooling(x)
+        for block in self.blocks:
+            x = block(x)
+        return self.classifier(x.mean((2, 3)))
+
+
+# --- the elastic network ---------------------------------------------------------------------------
+
+
+class DynamicBottleneckBlock(nn.Module):
+    """OFA's ``DynamicResNetBottleneckBlock``: elastic expand ratio and output width.
+
+    The inner width is ``make_divisible(round(active_out_channels * active_expand_ratio))``, taken
+    from the leading channels of the largest inner weights (:meth:`sort_channels` puts the most
+    important ones first). The input width follows the incoming tensor.
+
+    Args:
+        max_in: Largest input channel count.
+        max_out: Largest output channel count.
+        expand_ratios: The allowed expand ratios (inner width over output width).
+        stride: Stride of the 3x3 convolution and of the shortcut's pooling.
+        downsample: Whether the shortcut is OFA's ``avgpool_conv`` (else identity).
+        kernel_size: Kernel side of the middle convolution.
+    """
+
+    def __init__(
+        self,
+        max_in: int,
+        max_out: int,
+        expand_ratios: Sequence[float],
+        stride: int = 1,
+        downsample: bool = True,
+        kernel_size: int = 3,
+    ) -> None:
+        super().__init__()
+        if not downsample and (stride != 1 or max_in != max_out):
+            raise ValueError("an identity shortcut needs stride 1 and equal widths")
+        self.expand_ratios = tuple(sorted(expand_ratios))
+        self.max_in = max_in
+        self.max_out = max_out
+        self.stride = stride
+        self.kernel_size = kernel_size
+        self.has_downsample = downsample
+        max_mid = self.mid_channels(max_out, self.expand_ratios[-1])
+        self.conv1 = dynamic_conv_bn(max_in, max_mid, act="relu")
+        self.conv2 = dynamic_conv_bn(max_mid, max_mid, kernel_size, stride, act="relu")
+        self.conv3 = dynamic_conv_bn(max_mid, max_out)
+        if downsample:
+            self.downsample = nn.Sequential(
+                OrderedDict(
+                    avg_pool=nn.AvgPool2d(stride, stride, padding=0, ceil_mode=True),
+                    conv=DynamicConv2d(max_in, max_out),
+                    bn=DynamicBatchNorm2d(max_out),
+                )
+            )
+        else:
+            self.downsample = nn.Identity()
+        self.final_act = nn.ReLU(inplace=True)
+        self.active_out_channels = max_out
+        self.active_expand_ratio = self.expand_ratios[-1]
 
     @staticmethod
     def mid_channels(out_channels: int, expand_ratio: float) -> int:
-        """Inner width of a block with ``out_channels`` outputs and ``expand_ratio``."""
+        """Inner width for an output width and expand ratio (:func:`bottleneck_mid_channels`)."""
         return bottleneck_mid_channels(out_channels, expand_ratio)
 
-    def stem_depths(self) -> tuple[int, ...]:
-        """Choices of ``d_0``: smallest (skips the stem's residual convolution) and largest depth."""
-        return tuple(sorted({min(self.depths), max(self.depths)}))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.active_out_channels
+        mid = self.mid_channels(out, self.active_expand_ratio)
+        if self.has_downsample:
+            ds = self.downsample
+            residual = ds.bn(ds.conv(ds.avg_pool(x), out))
+        else:
+            residual = x
+        x = self.conv1.act(self.conv1.bn(self.conv1.conv(x, mid)))
+        x = self.conv2.act(self.conv2.bn(self.conv2.conv(x, mid)))
+        x = self.conv3.bn(self.conv3.conv(x, out))
+        return self.final_act(x + residual)
 
-    def space(self) -> SearchSpace:
-        """The search space of this supernet (see :func:`resnet_space`)."""
-        return resnet_space(self)
-
-
-def resnet_space(config: ResNetConfig) -> SearchSpace:
-    """The elastic-ResNet space: ``d_0``..``d_S``, ``e_0``..``e_{B-1}``, ``w_0``..``w_{S+1}``, optional ``r``.
-
-    Block slots are numbered as OFA's ``e`` list: stage by stage, ``base_depths[s] + max(depths)``
-    each. Slot ``p`` of stage ``s`` runs when ``base_depths[s] + d_{s+1} > p``; its ``e_i`` is conditional
-    on ``d_{s+1}`` when some depth choice drops it.
-
-    Example:
-        >>> space = resnet_space(ResNetConfig())
-        >>> space.n_var, space.choices["d_0"], space.choices["w_5"]
-        (29, (0, 2), (0.65, 0.8, 1.0))
-        >>> space.conditions["e_3"]
-        Condition(parameter='e_3', controller='d_1', values=(2,))
-    """
-    choices: dict[str, Sequence] = {"d_0": config.stem_depths()}
-    choices |= {f"d_{s + 1}": config.depths for s in range(config.n_stages)}
-    choices |= {f"e_{i}": config.expand_ratios for i in range(config.n_blocks)}
-    choices |= {f"w_{j}": config.width_mults for j in range(config.n_stages + 2)}
-    if len(config.resolutions) > 1:
-        choices["r"] = config.resolutions
-    conditions = []
-    index = 0
-    for stage, base in enumerate(config.base_depths):
-        for position in range(base + max(config.depths)):
-            if position >= base + min(config.depths):
-                values = tuple(d for d in config.depths if base + d > position)
-                conditions.append(Condition(f"e_{index}", f"d_{stage + 1}", values))
-            index += 1
-    return SearchSpace(choices, conditions)
-
-
-def _choice(value: object, choices: Sequence, what: str) -> object:
-    """The config's own value equal to ``value`` (so floats come out exactly as the config has them)."""
-    for choice in choices:
-        if not isinstance(value, bool) and value == choice:
-            return choice
-    raise ValueError(f"{what} is {value!r}, allowed values are {list(choices)}")
-
-
-def arch_from_ofa_config(ofa_config: Mapping | str, config: ResNetConfig | None = None) -> dict[str, object]:
-    """Convert OFA's ``OFAResNets`` arch dict (``{'d': [...], 'e': [...], 'w': [...]}``) to a nastools arch.
-
-    OFA's ``w`` holds indices into ``width_mult_list``; the arch holds the multipliers. OFA skips the
-    stem's residual convolution whenever ``d[0]`` is not the largest depth, so ``d_0`` becomes the
-    smallest or the largest depth. Expand ratios of blocks beyond their stage's depth are kept
-    (``space.canonical`` resets them).
-
-    Args:
-        ofa_config: The dict, or its Python-literal string; an ``r`` entry is used when the config
-            has several resolutions.
-        config: The supernet's config (default: OFA's ``ofa_resnet50``).
-
-    Example:
-        >>> arch = arch_from_ofa_config({"d": [0, 1, 2, 0, 2], "e": [0.25] * 18, "w": [0, 1, 2, 2, 1, 0]})
-        >>> arch["d_0"], arch["d_2"], arch["e_17"], arch["w_0"], arch["w_5"]
-        (0, 2, 0.25, 0.65, 0.65)
-    """
-    config = ResNetConfig() if config is None else config
-    if isinstance(ofa_config, str):
-        ofa_config = ast.literal_eval(ofa_config)
-    d, e, w = list(ofa_config["d"]), list(ofa_config["e"]), list(ofa_config["w"])
-    expected = (config.n_stages + 1, config.n_blocks, config.n_stages + 2)
-    if (len(d), len(e), len(w)) != expected:
-        raise ValueError(
-            f"OFA config has {len(d)} d, {len(e)} e and {len(w)} w entries; this supernet needs {expected}"
+    @torch.no_grad()
+    def get_active_subnet(self, in_channels: int, out_channels: int, expand_ratio: float) -> BottleneckBlock:
+        """A static :class:`BottleneckBlock` for these widths, with the leading weights copied."""
+        mid = self.mid_channels(out_channels, expand_ratio)
+        block = BottleneckBlock(
+            in_channels, out_channels, mid, self.stride, self.has_downsample, self.kernel_size
         )
-    top = max(config.depths)
-    arch: dict[str, object] = {
-        "d_0": top if _choice(d[0], config.depths, "d[0]") == top else min(config.depths)
-    }
-    arch |= {f"d_{s}": _choice(v, config.depths, f"d[{s}]") for s, v in enumerate(d[1:], 1)}
-    arch |= {f"e_{i}": _choice(v, config.expand_ratios, f"e[{i}]") for i, v in enumerate(e)}
-    for j, index in enumerate(w):
-        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(config.width_mults):
-            raise ValueError(f"w[{j}] is {index!r}, OFA's width indices are 0..{len(config.width_mults) - 1}")
-        arch[f"w_{j}"] = config.width_mults[index]
-    if len(config.resolutions) > 1:
-        r = ofa_config.get("r")
-        if r is None:
+        weight = self.conv1.conv.conv.weight
+        block.to(weight.device, weight.dtype)
+        pairs = [(block.conv1, self.conv1), (block.conv2, self.conv2), (block.conv3, self.conv3)]
+        if self.has_downsample:
+            pairs.append((block.downsample, self.downsample))
+        for target, source in pairs:
+            copy_leading(target.conv, source.conv.conv)
+            copy_bn(target.bn, source.bn.bn)
+        return block
+
+    @torch.no_grad()
+    def sort_channels(self, expand_ratio_stage: int = 0) -> None:
+        """Reorder the inner channels by importance, as OFA's ``re_organize_middle_weights``.
+
+        conv2's outputs are ranked by the L1 norm of conv3's weights on them, then conv1's outputs by
+        the L1 norm of (the reordered) conv2's weights. The largest network computes the same
+        function afterwards; smaller expand ratios keep the most important channels.
+
+        Args:
+            expand_ratio_stage: Progressive-shrinking stage: with ``k > 0`` the channels are sorted
+                only within the nested groups the ``k + 1`` largest expand ratios delimit (computed at
+                the largest output width), so channels a smaller ratio already uses stay within it.
+        """
+        if not 0 <= expand_ratio_stage < len(self.expand_ratios):
             raise ValueError(
-                f"this supernet has resolutions {list(config.resolutions)}; the OFA config needs 'r'"
+                f"expand_ratio_stage must be in 0..{len(self.expand_ratios) - 1}, got {expand_ratio_stage}"
             )
-        arch["r"] = _choice(r[0] if isinstance(r, (list, tuple)) else r, config.resolutions, "r")
-    return arch
+        largest_first = self.expand_ratios[::-1][: expand_ratio_stage + 1]
+        widths = sorted({self.mid_channels(self.max_out, e) for e in largest_first})
+        edges = [0, *widths]
+        conv1, conv2, conv3 = self.conv1.conv.conv, self.conv2.conv.conv, self.conv3.conv.conv
+        order = importance_order(channel_importance(conv3.weight), edges)
+        permute_channels(conv3.weight, order, dim=1)
+        permute_bn(self.conv2.bn.bn, order)
+        permute_channels(conv2.weight, order)
+        order = importance_order(channel_importance(conv2.weight), edges)
+        permute_channels(conv2.weight, order, dim=1)
+        permute_bn(self.conv1.bn.bn, order)
+        permute_channels(conv1.weight, order)
 
 
-def arch_to_ofa_config(arch: Mapping[str, object], config: ResNetConfig | None = None) -> dict[str, list]:
-    """Inverse of :func:`arch_from_ofa_config`: OFA's ``{'d', 'e', 'w', 'r'}`` dict.
-
-    ``OFAResNets.set_active_subnet(**result)`` activates the same sub-network (it ignores ``r``).
-
-    Args:
-        arch: A nastools arch of the supernet with ``config``.
-        config: The supernet's config (default: OFA's ``ofa_resnet50``).
-
-    Example:
-        >>> arch = arch_from_ofa_config({"d": [2, 1, 2, 0, 2], "e": [0.35] * 18, "w": [2, 1, 0, 0, 1, 2]})
-        >>> arch_to_ofa_config(arch)["w"], arch_to_ofa_config(arch)["r"]
-        ([2, 1, 0, 0, 1, 2], [224])
-    """
-    config = ResNetConfig() if config is None else config
-    widths = list(config.width_mults)
-    return {
-        "d": [int(arch[f"d_{s}"]) for s in range(config.n_stages + 1)],
-        "e": [float(arch[f"e_{i}"]) for i in range(config.n_blocks)],
-        "w": [widths.index(_choice(arch[f"w_{j}"], widths, f"w_{j}")) for j in range(config.n_stages + 2)],
-        "r": [int(arch.get("r", config.resolutions[0]))],
-    }
-
-
-class ElasticResNet(nn.Module):
+class ElasticResNet(ElasticImageNetwork):
     """OFA's ``OFAResNets``: one module holding every sub-network's weights.
 
     Set an arch with :meth:`set_active`, then call the module; or extract a standalone copy with
@@ -307,18 +333,6 @@ class ElasticResNet(nn.Module):
         self.runtime_depth = [len(ids) for ids in self.block_group_info]
         self.input_stem_skipping = False
         self.active_resolution = max(config.resolutions)
-
-    def max_arch(self) -> dict[str, object]:
-        """The largest sub-network."""
-        return self.space.canonical({n: max(c) for n, c in self.space.choices.items()})
-
-    def min_arch(self) -> dict[str, object]:
-        """The smallest sub-network."""
-        return self.space.canonical({n: min(c) for n, c in self.space.choices.items()})
-
-    def resolution(self, arch: Mapping[str, object]) -> int:
-        """Input resolution of ``arch`` (its ``r``, or the single fixed resolution)."""
-        return int(arch.get("r", self.config.resolutions[0]))
 
     def macs_params(self, arch: Mapping[str, object]) -> tuple[int, int]:
         """Closed-form ``(macs, params)`` of ``arch``'s sub-network (validates ``arch``; ~10 µs).

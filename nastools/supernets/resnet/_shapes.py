@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from nastools.supernets.resnet._network import ResNetConfig
+    from nastools.supernets.resnet._config import ResNetConfig
 
 __all__ = ["BottleneckShape", "ConvShape", "ResNetShape", "count_macs_params", "resnet_shape"]
 

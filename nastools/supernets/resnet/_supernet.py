@@ -8,7 +8,8 @@ from typing import Any
 
 from nastools.supernet import file_hash
 from nastools.supernets._image import ImageSupernet, read_checkpoint, shipped_checkpoint
-from nastools.supernets.resnet._network import ElasticResNet, ResNetConfig
+from nastools.supernets.resnet._config import CHECKPOINT_KIND, ResNetConfig
+from nastools.supernets.resnet._network import ElasticResNet
 
 __all__ = [
     "CHECKPOINT_KIND",
@@ -19,8 +20,6 @@ __all__ = [
     "ofa_resnet50",
 ]
 
-#: The ``kind`` written in this family's checkpoints.
-CHECKPOINT_KIND = "elastic-resnet"
 #: Why ``ofa-resnet50`` has no top-1 (raised by its ``check_metric("top1")``).
 OFA_RESNET50_MISSING_TOP1 = (
     "supernet 'ofa-resnet50' is architecture-only: its top1 is ImageNet accuracy, and nastools has neither "
