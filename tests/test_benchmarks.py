@@ -30,6 +30,7 @@ def bench_module(tmp_path, monkeypatch):
     monkeypatch.setattr(module, "CACHE", tmp_path / "cache")
     monkeypatch.setattr(module, "RESULTS", tmp_path / "results")
     monkeypatch.setitem(module.PROFILES, "quick", (24, 1, SETTINGS))
+    monkeypatch.setattr(module, "POPDB_SAMPLES", 2000)  # the paper's 100,000 take a minute per seed
     yield module
     sys.modules.pop("sample_efficiency", None)
 
