@@ -25,7 +25,7 @@ from torch import nn
 from nastools._outputs import write_atomically
 from nastools.supernet import CHECKPOINT_VERSION, check_finite_weights
 
-__all__ = ["CHECKPOINT_FORMAT", "read_checkpoint", "save_checkpoint"]
+__all__ = ["CHECKPOINT_FORMAT", "read_checkpoint", "resave_checkpoint", "save_checkpoint"]
 
 #: The ``format`` entry of every nastools supernet checkpoint.
 CHECKPOINT_FORMAT = "nastools-supernet"
@@ -150,3 +150,28 @@ def read_checkpoint(
         ) from error
     metadata = {k: payload.get(k, {}) for k in METADATA_KEYS}
     return network, task, metadata, supernet_id or Path(path).stem
+
+
+def resave_checkpoint(supernet: Any, path: str | Path, kind: str | None) -> Path:
+    """Write a supernet read from a checkpoint back as one: its weights, configs, log and report.
+
+    What every family's ``Supernet.save_checkpoint`` does (the conformance suite's round trip).
+
+    Raises:
+        ValueError: It was not read from a checkpoint (no ``kind`` or task: no training record to write).
+    """
+    if kind is None or supernet.task is None:
+        raise ValueError(
+            f"supernet {supernet.supernet_id!r} was not read from a checkpoint, so it has no training record "
+            "to write; python -m nastools.training writes one"
+        )
+    stored = supernet.metadata
+    return save_checkpoint(
+        path,
+        kind,
+        supernet.net,
+        supernet.task.config,
+        stored["training_config"],
+        stored["log"],
+        stored["report"],
+    )

@@ -184,21 +184,7 @@ class ImageSupernet(Supernet):
         Raises:
             ValueError: It was not read from a checkpoint.
         """
-        if self.checkpoint_kind is None or self.task is None:
-            raise ValueError(
-                f"supernet {self.supernet_id!r} was not read from a checkpoint, so it has no training record "
-                "to write; python -m nastools.training writes one"
-            )
-        stored = self.metadata
-        return _checkpoints.save_checkpoint(
-            path,
-            self.checkpoint_kind,
-            self.net,
-            self.task.config,
-            stored["training_config"],
-            stored["log"],
-            stored["report"],
-        )
+        return _checkpoints.resave_checkpoint(self, path, self.checkpoint_kind)
 
     def example_inputs(self, arch: Arch, batch_size: int) -> tuple[torch.Tensor, ...]:
         """A batch of images at ``arch``'s resolution: held-out images of the task, else seeded noise."""

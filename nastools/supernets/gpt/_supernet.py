@@ -14,7 +14,7 @@ from torch import nn
 from nastools.metrics import Metric
 from nastools.space import Arch
 from nastools.supernet import Supernet, count_macs, count_params, file_hash
-from nastools.supernets._checkpoints import read_checkpoint, save_checkpoint
+from nastools.supernets._checkpoints import read_checkpoint, resave_checkpoint
 from nastools.supernets.gpt._config import CHECKPOINT_KIND, GPT_S_CONFIG, PARAMETER_DESCRIPTIONS, GPTConfig
 from nastools.supernets.gpt._network import ElasticGPT
 from nastools.supernets.gpt._shapes import count_macs_params
@@ -124,21 +124,7 @@ class GPTSupernet(Supernet):
         Raises:
             ValueError: It was not read from a checkpoint (it has no training record to write).
         """
-        if self.checkpoint_path is None or self.task is None:
-            raise ValueError(
-                f"supernet {self.supernet_id!r} was not read from a checkpoint, so it has no training record "
-                "to write; python -m nastools.training writes one"
-            )
-        stored = self.metadata
-        return save_checkpoint(
-            path,
-            CHECKPOINT_KIND,
-            self.net,
-            self.task.config,
-            stored["training_config"],
-            stored["log"],
-            stored["report"],
-        )
+        return resave_checkpoint(self, path, CHECKPOINT_KIND if self.checkpoint_path is not None else None)
 
     def subnet(self, arch: Arch) -> nn.Module:
         """A standalone :class:`~nastools.supernets.gpt.GPT` of ``arch``'s sizes, weights copied (eval)."""

@@ -12,7 +12,7 @@ from torch import nn
 
 from nastools.space import Arch
 from nastools.supernet import Supernet, count_macs, count_params, file_hash
-from nastools.supernets._checkpoints import read_checkpoint, save_checkpoint
+from nastools.supernets._checkpoints import read_checkpoint, resave_checkpoint
 from nastools.supernets.hat._config import (
     CHECKPOINT_KIND,
     HAT_WMT14_EN_DE_CONFIG,
@@ -141,21 +141,7 @@ class HATSupernet(Supernet):
         Raises:
             ValueError: It was not read from a checkpoint (it has no training record to write).
         """
-        if self.checkpoint_path is None or self.task is None:
-            raise ValueError(
-                f"supernet {self.supernet_id!r} was not read from a checkpoint, so it has no training record "
-                "to write; python -m nastools.training writes one"
-            )
-        stored = self.metadata
-        return save_checkpoint(
-            path,
-            CHECKPOINT_KIND,
-            self.net,
-            self.task.config,
-            stored["training_config"],
-            stored["log"],
-            stored["report"],
-        )
+        return resave_checkpoint(self, path, CHECKPOINT_KIND if self.checkpoint_path is not None else None)
 
     def example_inputs(self, arch: Arch, batch_size: int) -> tuple[torch.Tensor, ...]:
         """``(src_tokens, prev_tokens)`` of ``batch_size`` sentences, ``sequence_length`` tokens each.
